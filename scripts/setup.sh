@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install what the tests and scripts need on a fresh Debian machine (idempotent, quiet when
+# everything is present). Rust itself comes from rustup and is assumed.
+set -euo pipefail
+
+packages=(curl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,49 @@
+//! Every default of the TOML interface, named, with its unit and why it has that value.
+//! The README's config reference lists the same numbers; `tests/config.rs` checks they agree.
+
+/// Graceful shutdown: how long in-flight requests get to finish (nginx's worker_shutdown_timeout
+/// is unset by default; Envoy drains for 600 s; 10 s suits an edge that restarts often).
+pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
+
+/// Whole request head (request line + fields). nginx allows 4 × 8 KiB, HAProxy 15 KiB.
+pub const HEADER_BYTES_MAX: usize = 32 * 1024;
+/// Field lines per request head (HAProxy's tune.http.maxhdr is 101).
+pub const HEADER_COUNT_MAX: usize = 100;
+/// Request target length; RFC 9112 §3 recommends supporting at least 8000 octets.
+pub const URI_BYTES_MAX: usize = 8192;
+/// Request body (nginx default is 1 MiB; APIs upload more).
+pub const BODY_BYTES_MAX: u64 = 10 * 1024 * 1024;
+/// Open client connections per shard before new ones are refused.
+pub const CONNECTIONS_PER_SHARD_MAX: usize = 65_536;
+
+/// Time for a whole request head once its first byte has arrived (HAProxy guides use 5–10 s).
+pub const CLIENT_HEADER_MS: u64 = 10_000;
+/// Longest pause between two reads of a request body (nginx client_body_timeout is 60 s).
+pub const CLIENT_BODY_MS: u64 = 30_000;
+/// Idle keep-alive time between requests (nginx keepalive_timeout is 75 s).
+pub const CLIENT_IDLE_MS: u64 = 60_000;
+/// Longest pause between two writes to a client that does not read (nginx send_timeout).
+pub const CLIENT_SEND_MS: u64 = 60_000;
+/// TCP connect to an upstream server.
+pub const UPSTREAM_CONNECT_MS: u64 = 2_000;
+/// Wait for the response head, and the longest pause between two reads of its body.
+pub const UPSTREAM_RESPONSE_MS: u64 = 30_000;
+/// Longest time a pooled upstream connection stays idle before it is closed.
+pub const UPSTREAM_IDLE_MS: u64 = 60_000;
+
+/// Idle keep-alive connections kept per upstream server, per shard.
+pub const IDLE_PER_SERVER_MAX: usize = 64;
+/// Weight of an upstream server.
+pub const SERVER_WEIGHT: u32 = 1;
+
+/// Default listener when a file names none.
+pub const LISTEN: &str = "127.0.0.1:8080";
+
+/// Bounds that make a value "impossible" rather than merely unusual.
+pub const TIMEOUT_MS_MAX: u64 = 24 * 60 * 60 * 1000;
+pub const HEADER_BYTES_MIN: usize = 1024;
+pub const HEADER_BYTES_LIMIT: usize = 1024 * 1024;
+/// httparse parses into a stack array of this many entries (no allocation, no zeroing).
+pub const HEADER_COUNT_LIMIT: usize = 1024;
+pub const WEIGHT_MAX: u32 = 10_000;
+pub const IDLE_PER_SERVER_LIMIT: usize = 100_000;

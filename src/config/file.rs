@@ -1,0 +1,244 @@
+//! `FileConfig`: the TOML file exactly as written, mirrored by serde with `deny_unknown_fields`.
+//! No logic lives here; `validate.rs` turns it into the built `Config`.
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::fmt;
+
+use super::defaults as d;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerFile,
+    #[serde(default)]
+    pub log: LogFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    #[serde(default)]
+    pub timeouts: TimeoutsFile,
+    /// `[[listener]]`; a file without one listens on `defaults::LISTEN`.
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<ListenerFile>,
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<UpstreamFile>,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerFile {
+    /// "auto" (every core), a count, or an explicit list of core ids.
+    pub workers: Workers,
+    pub driver: DriverFile,
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        ServerFile {
+            workers: Workers::Auto,
+            driver: DriverFile::Auto,
+            drain_timeout_ms: d::DRAIN_TIMEOUT_MS,
+        }
+    }
+}
+
+/// How many shards to run and where to pin them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Workers {
+    Auto,
+    Count(usize),
+    Cores(Vec<usize>),
+}
+
+impl<'de> Deserialize<'de> for Workers {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Workers;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#""auto", a number of workers, or a list of core ids"#)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Workers, E> {
+                if s == "auto" {
+                    Ok(Workers::Auto)
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Str(s), &self))
+                }
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Workers, E> {
+                usize::try_from(n)
+                    .map(Workers::Count)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(n), &self))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Workers, E> {
+                usize::try_from(n)
+                    .map(Workers::Count)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(n), &self))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Workers, A::Error> {
+                let mut cores = Vec::new();
+                while let Some(core) = seq.next_element::<usize>()? {
+                    cores.push(core);
+                }
+                Ok(Workers::Cores(cores))
+            }
+        }
+        de.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverFile {
+    Auto,
+    IoUring,
+    Legacy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogFile {
+    /// error | warn | info | debug | trace
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogFile {
+    fn default() -> Self {
+        LogFile {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsFile {
+    pub header_bytes_max: usize,
+    pub header_count_max: usize,
+    pub uri_bytes_max: usize,
+    pub body_bytes_max: u64,
+    pub connections_per_shard_max: usize,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        LimitsFile {
+            header_bytes_max: d::HEADER_BYTES_MAX,
+            header_count_max: d::HEADER_COUNT_MAX,
+            uri_bytes_max: d::URI_BYTES_MAX,
+            body_bytes_max: d::BODY_BYTES_MAX,
+            connections_per_shard_max: d::CONNECTIONS_PER_SHARD_MAX,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsFile {
+    pub client_header_ms: u64,
+    pub client_body_ms: u64,
+    pub client_idle_ms: u64,
+    pub client_send_ms: u64,
+    pub upstream_connect_ms: u64,
+    pub upstream_response_ms: u64,
+    pub upstream_idle_ms: u64,
+}
+
+impl Default for TimeoutsFile {
+    fn default() -> Self {
+        TimeoutsFile {
+            client_header_ms: d::CLIENT_HEADER_MS,
+            client_body_ms: d::CLIENT_BODY_MS,
+            client_idle_ms: d::CLIENT_IDLE_MS,
+            client_send_ms: d::CLIENT_SEND_MS,
+            upstream_connect_ms: d::UPSTREAM_CONNECT_MS,
+            upstream_response_ms: d::UPSTREAM_RESPONSE_MS,
+            upstream_idle_ms: d::UPSTREAM_IDLE_MS,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerFile {
+    pub name: Option<String>,
+    /// Required: "IP:port".
+    pub listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    /// Required and unique; routes name it.
+    pub name: String,
+    #[serde(default)]
+    pub balance: BalanceFile,
+    #[serde(default = "idle_per_server_max")]
+    pub idle_per_server_max: usize,
+    #[serde(default, rename = "server")]
+    pub servers: Vec<ServerEntryFile>,
+}
+
+fn idle_per_server_max() -> usize {
+    d::IDLE_PER_SERVER_MAX
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceFile {
+    #[default]
+    RoundRobin,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerEntryFile {
+    /// Required: "host:port"; a hostname is resolved when the file is loaded.
+    pub address: String,
+    #[serde(default = "server_weight")]
+    pub weight: u32,
+}
+
+fn server_weight() -> u32 {
+    d::SERVER_WEIGHT
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub name: Option<String>,
+    /// "api.example.com" or "*.example.com"; absent matches every host.
+    pub host: Option<String>,
+    /// Defaults to "/" (every path).
+    pub path_prefix: Option<String>,
+    /// Exactly one of `upstream` and `respond`.
+    pub upstream: Option<String>,
+    pub respond: Option<RespondFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondFile {
+    pub status: u16,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default = "content_type")]
+    pub content_type: String,
+}
+
+fn content_type() -> String {
+    "text/plain".into()
+}

@@ -1,0 +1,186 @@
+//! Configuration: `config.toml -> FileConfig -> validate -> Config`.
+//! `Config` is built once (addresses resolved, responses pre-rendered, router compiled), shared
+//! read-only by every shard, and never validated again under traffic.
+
+pub mod defaults;
+pub mod file;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use file::{DriverFile as Driver, LogFormat, Workers};
+
+use crate::router::Router;
+
+/// The validated, built configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Where it was loaded from, for messages.
+    pub source: PathBuf,
+    pub server: ServerSettings,
+    pub log: LogSettings,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub listeners: Vec<Listener>,
+    pub upstreams: Vec<Upstream>,
+    /// Number of distinct upstream server addresses; each shard keeps one idle pool per address.
+    pub pool_count: usize,
+    pub router: Router,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub workers: Workers,
+    pub driver: Driver,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_bytes_max: usize,
+    pub header_count_max: usize,
+    pub uri_bytes_max: usize,
+    pub body_bytes_max: u64,
+    pub connections_per_shard_max: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    pub client_header: Duration,
+    pub client_body: Duration,
+    pub client_idle: Duration,
+    pub client_send: Duration,
+    pub upstream_connect: Duration,
+    pub upstream_response: Duration,
+    pub upstream_idle: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+/// Index of an upstream cluster in `Config::upstreams`.
+pub type UpstreamId = usize;
+
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: String,
+    pub balance: Balance,
+    pub idle_per_server_max: usize,
+    pub servers: Vec<UpstreamServer>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamServer {
+    /// As written in the file (used in logs, never sent to clients).
+    pub address: String,
+    pub addr: SocketAddr,
+    pub weight: u32,
+    /// Index of this address's idle-connection pool on each shard.
+    pub pool: usize,
+}
+
+/// One problem in a file: the key path (`upstream[0].server[1].address`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+    /// 1-based line of the problem, when the TOML parser knows it.
+    pub line: Option<usize>,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            problem: problem.into(),
+            line: None,
+        }
+    }
+}
+
+/// Every problem found in one file, each printed as `FILE[:LINE]: KEY: PROBLEM`.
+#[derive(Debug)]
+pub struct LoadError {
+    pub file: PathBuf,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.file.display())?;
+            if let Some(line) = e.line {
+                write!(f, ":{line}")?;
+            }
+            write!(f, ": {}: {}", e.key, e.problem)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Read, parse and validate a config file.
+pub fn load(path: &Path) -> Result<Config, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError {
+        file: path.to_path_buf(),
+        errors: vec![ConfigError::new("(file)", format!("cannot read: {e}"))],
+    })?;
+    from_toml(&text, path)
+}
+
+/// Parse and validate TOML text; `path` is only used in messages and to resolve relative paths.
+pub fn from_toml(text: &str, path: &Path) -> Result<Config, LoadError> {
+    let wrap = |errors| LoadError {
+        file: path.to_path_buf(),
+        errors,
+    };
+    let file = parse(text).map_err(|e| wrap(vec![e]))?;
+    validate::build(file, path).map_err(wrap)
+}
+
+fn parse(text: &str) -> Result<file::FileConfig, ConfigError> {
+    let de = toml::de::Deserializer::parse(text).map_err(|e| toml_error(text, "(file)", &e))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        toml_error(text, &key, e.inner())
+    })
+}
+
+fn toml_error(text: &str, key: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let key = if key == "." { "(file)" } else { key };
+    ConfigError {
+        key: key.to_string(),
+        problem: e.message().trim().to_string(),
+        line,
+    }
+}
+
+impl Config {
+    pub fn upstream_id(&self, name: &str) -> Option<UpstreamId> {
+        self.upstreams.iter().position(|u| u.name == name)
+    }
+}

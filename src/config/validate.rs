@@ -1,0 +1,365 @@
+//! `FileConfig` → `Config`: every check and every build step, collecting all problems at once so
+//! that one `coregate check` run lists everything wrong with a file.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+
+use super::defaults as d;
+use super::file::*;
+use super::*;
+use crate::http::canned::StaticResponse;
+use crate::router::{Action, HostMatch, Route, Router};
+
+pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let mut errs = Vec::new();
+    let server = server(&file.server, &mut errs);
+    let limits = limits(&file.limits, &mut errs);
+    let timeouts = timeouts(&file.timeouts, &mut errs);
+    let log = log(&file.log, &mut errs);
+    let listeners = listeners(&file.listeners, &mut errs);
+    let (upstreams, pool_count) = upstreams(&file.upstreams, &mut errs);
+    let router = routes(&file.routes, &upstreams, &mut errs);
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    Ok(Config {
+        source: path.to_path_buf(),
+        server,
+        log,
+        limits,
+        timeouts,
+        listeners,
+        upstreams,
+        pool_count,
+        router,
+    })
+}
+
+fn server(f: &ServerFile, errs: &mut Vec<ConfigError>) -> ServerSettings {
+    match &f.workers {
+        Workers::Count(0) => errs.push(ConfigError::new(
+            "server.workers",
+            "must be at least 1 (or \"auto\")",
+        )),
+        Workers::Count(n) if *n > 4096 => errs.push(ConfigError::new(
+            "server.workers",
+            format!("{n} workers is more than 4096"),
+        )),
+        Workers::Cores(c) if c.is_empty() => {
+            errs.push(ConfigError::new("server.workers", "the core list is empty"))
+        }
+        Workers::Cores(c) => {
+            let mut seen = c.clone();
+            seen.sort_unstable();
+            seen.dedup();
+            if seen.len() != c.len() {
+                errs.push(ConfigError::new("server.workers", "a core is listed twice"));
+            }
+        }
+        _ => {}
+    }
+    check_ms(
+        "server.drain_timeout_ms",
+        f.drain_timeout_ms,
+        0,
+        d::TIMEOUT_MS_MAX,
+        errs,
+    );
+    ServerSettings {
+        workers: f.workers.clone(),
+        driver: f.driver,
+        drain_timeout: Duration::from_millis(f.drain_timeout_ms),
+    }
+}
+
+fn log(f: &LogFile, errs: &mut Vec<ConfigError>) -> LogSettings {
+    if !["error", "warn", "info", "debug", "trace"].contains(&f.level.as_str()) {
+        errs.push(ConfigError::new(
+            "log.level",
+            format!(
+                "\"{}\" is not one of error, warn, info, debug, trace",
+                f.level
+            ),
+        ));
+    }
+    LogSettings {
+        level: f.level.clone(),
+        format: f.format,
+    }
+}
+
+fn limits(f: &LimitsFile, errs: &mut Vec<ConfigError>) -> Limits {
+    let mut range = |key: &str, v: usize, min: usize, max: usize| {
+        if v < min || v > max {
+            errs.push(ConfigError::new(
+                format!("limits.{key}"),
+                format!("{v} is outside {min}..={max}"),
+            ));
+        }
+    };
+    range(
+        "header_bytes_max",
+        f.header_bytes_max,
+        d::HEADER_BYTES_MIN,
+        d::HEADER_BYTES_LIMIT,
+    );
+    range(
+        "header_count_max",
+        f.header_count_max,
+        1,
+        d::HEADER_COUNT_LIMIT,
+    );
+    range("uri_bytes_max", f.uri_bytes_max, 16, f.header_bytes_max);
+    range(
+        "connections_per_shard_max",
+        f.connections_per_shard_max,
+        1,
+        10_000_000,
+    );
+    Limits {
+        header_bytes_max: f.header_bytes_max,
+        header_count_max: f.header_count_max,
+        uri_bytes_max: f.uri_bytes_max,
+        body_bytes_max: f.body_bytes_max,
+        connections_per_shard_max: f.connections_per_shard_max,
+    }
+}
+
+fn check_ms(key: &str, v: u64, min: u64, max: u64, errs: &mut Vec<ConfigError>) {
+    if v < min || v > max {
+        errs.push(ConfigError::new(
+            key,
+            format!("{v} ms is outside {min}..={max} ms"),
+        ));
+    }
+}
+
+fn timeouts(f: &TimeoutsFile, errs: &mut Vec<ConfigError>) -> Timeouts {
+    let mut ms = |key: &str, v: u64| {
+        check_ms(&format!("timeouts.{key}"), v, 1, d::TIMEOUT_MS_MAX, errs);
+        Duration::from_millis(v)
+    };
+    Timeouts {
+        client_header: ms("client_header_ms", f.client_header_ms),
+        client_body: ms("client_body_ms", f.client_body_ms),
+        client_idle: ms("client_idle_ms", f.client_idle_ms),
+        client_send: ms("client_send_ms", f.client_send_ms),
+        upstream_connect: ms("upstream_connect_ms", f.upstream_connect_ms),
+        upstream_response: ms("upstream_response_ms", f.upstream_response_ms),
+        upstream_idle: ms("upstream_idle_ms", f.upstream_idle_ms),
+    }
+}
+
+fn listeners(files: &[ListenerFile], errs: &mut Vec<ConfigError>) -> Vec<Listener> {
+    if files.is_empty() {
+        let addr = d::LISTEN.parse().expect("default listen address parses");
+        return vec![Listener {
+            name: "default".into(),
+            addr,
+        }];
+    }
+    let mut out: Vec<Listener> = Vec::new();
+    for (i, l) in files.iter().enumerate() {
+        let key = format!("listener[{i}].listen");
+        let addr = match l.listen.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                errs.push(ConfigError::new(
+                    key,
+                    format!("\"{}\" is not an IP:port address", l.listen),
+                ));
+                continue;
+            }
+        };
+        let name = l.name.clone().unwrap_or_else(|| format!("listener{i}"));
+        if addr.port() != 0 && out.iter().any(|o| o.addr == addr) {
+            errs.push(ConfigError::new(key, format!("{addr} is listed twice")));
+        }
+        if out.iter().any(|o| o.name == name) {
+            errs.push(ConfigError::new(
+                format!("listener[{i}].name"),
+                format!("\"{name}\" is used twice"),
+            ));
+        }
+        out.push(Listener { name, addr });
+    }
+    out
+}
+
+fn upstreams(files: &[UpstreamFile], errs: &mut Vec<ConfigError>) -> (Vec<Upstream>, usize) {
+    let mut pools: HashMap<SocketAddr, usize> = HashMap::new();
+    let mut out: Vec<Upstream> = Vec::new();
+    for (i, u) in files.iter().enumerate() {
+        if u.name.is_empty() {
+            errs.push(ConfigError::new(format!("upstream[{i}].name"), "is empty"));
+        } else if out.iter().any(|o| o.name == u.name) {
+            errs.push(ConfigError::new(
+                format!("upstream[{i}].name"),
+                format!("\"{}\" is defined twice", u.name),
+            ));
+        }
+        if u.servers.is_empty() {
+            errs.push(ConfigError::new(
+                format!("upstream[{i}].server"),
+                "an upstream needs at least one [[upstream.server]]",
+            ));
+        }
+        if u.idle_per_server_max > d::IDLE_PER_SERVER_LIMIT {
+            errs.push(ConfigError::new(
+                format!("upstream[{i}].idle_per_server_max"),
+                format!("is above {}", d::IDLE_PER_SERVER_LIMIT),
+            ));
+        }
+        let mut servers = Vec::new();
+        for (j, s) in u.servers.iter().enumerate() {
+            let key = format!("upstream[{i}].server[{j}]");
+            if s.weight == 0 || s.weight > d::WEIGHT_MAX {
+                errs.push(ConfigError::new(
+                    format!("{key}.weight"),
+                    format!("{} is outside 1..={}", s.weight, d::WEIGHT_MAX),
+                ));
+            }
+            let Some(addr) = resolve(&s.address, &format!("{key}.address"), errs) else {
+                continue;
+            };
+            let next = pools.len();
+            let pool = *pools.entry(addr).or_insert(next);
+            servers.push(UpstreamServer {
+                address: s.address.clone(),
+                addr,
+                weight: s.weight,
+                pool,
+            });
+        }
+        out.push(Upstream {
+            name: u.name.clone(),
+            balance: match u.balance {
+                BalanceFile::RoundRobin => Balance::RoundRobin,
+            },
+            idle_per_server_max: u.idle_per_server_max,
+            servers,
+        });
+    }
+    (out, pools.len())
+}
+
+/// "IP:port" or "host:port"; a hostname is resolved now (at load), never on a shard.
+fn resolve(address: &str, key: &str, errs: &mut Vec<ConfigError>) -> Option<SocketAddr> {
+    if let Ok(a) = address.parse::<SocketAddr>() {
+        if a.port() == 0 {
+            errs.push(ConfigError::new(key, "port 0 is not a server port"));
+            return None;
+        }
+        return Some(a);
+    }
+    let Some((host, port)) = address.rsplit_once(':') else {
+        errs.push(ConfigError::new(
+            key,
+            format!("\"{address}\" is not host:port"),
+        ));
+        return None;
+    };
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        errs.push(ConfigError::new(
+            key,
+            format!("\"{address}\" is not host:port"),
+        ));
+        return None;
+    }
+    match address.to_socket_addrs().map(|mut it| it.next()) {
+        Ok(Some(a)) => Some(a),
+        Ok(None) | Err(_) => {
+            errs.push(ConfigError::new(
+                key,
+                format!("cannot resolve \"{address}\""),
+            ));
+            None
+        }
+    }
+}
+
+fn routes(files: &[RouteFile], upstreams: &[Upstream], errs: &mut Vec<ConfigError>) -> Router {
+    let mut out = Vec::new();
+    for (i, r) in files.iter().enumerate() {
+        let key = |k: &str| format!("route[{i}].{k}");
+        let name = r.name.clone().unwrap_or_else(|| format!("route{i}"));
+        let host = match &r.host {
+            None => HostMatch::Any,
+            Some(h) => match HostMatch::parse(h) {
+                Some(m) => m,
+                None => {
+                    errs.push(ConfigError::new(
+                        key("host"),
+                        format!("\"{h}\" is not a host name or *.suffix"),
+                    ));
+                    HostMatch::Any
+                }
+            },
+        };
+        let path_prefix = r.path_prefix.clone().unwrap_or_else(|| "/".into());
+        if !path_prefix.starts_with('/') || path_prefix.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+            errs.push(ConfigError::new(
+                key("path_prefix"),
+                format!("\"{path_prefix}\" must start with / and hold no spaces or controls"),
+            ));
+        }
+        let action = match (&r.upstream, &r.respond) {
+            (Some(_), Some(_)) | (None, None) => {
+                errs.push(ConfigError::new(
+                    format!("route[{i}]"),
+                    "needs exactly one of `upstream` and `respond`",
+                ));
+                continue;
+            }
+            (Some(u), None) => match upstreams.iter().position(|x| &x.name == u) {
+                Some(id) => Action::Proxy(id),
+                None => {
+                    errs.push(ConfigError::new(
+                        key("upstream"),
+                        format!("names upstream \"{u}\", which is not defined"),
+                    ));
+                    continue;
+                }
+            },
+            (None, Some(resp)) => match respond(resp, &key("respond"), errs) {
+                Some(s) => Action::Respond(s),
+                None => continue,
+            },
+        };
+        out.push(Route {
+            name,
+            host,
+            path_prefix,
+            action,
+        });
+    }
+    Router::new(out)
+}
+
+fn respond(r: &RespondFile, key: &str, errs: &mut Vec<ConfigError>) -> Option<StaticResponse> {
+    if !(200..=599).contains(&r.status) {
+        errs.push(ConfigError::new(
+            format!("{key}.status"),
+            format!("{} is outside 200..=599", r.status),
+        ));
+        return None;
+    }
+    let ct_ok = !r.content_type.is_empty()
+        && r.content_type
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..0x7f).contains(&b));
+    if !ct_ok {
+        errs.push(ConfigError::new(
+            format!("{key}.content_type"),
+            "must be printable ASCII",
+        ));
+        return None;
+    }
+    Some(StaticResponse::new(
+        r.status,
+        &r.content_type,
+        r.body.as_bytes(),
+    ))
+}

@@ -1,0 +1,164 @@
+//! Responses coregate answers itself, rendered once (at config load or first use) so that the hot
+//! path only writes prepared bytes: error answers and the routes' `respond` bodies.
+
+use std::sync::LazyLock;
+
+/// A complete response in two renderings: one that keeps the connection, one that closes it.
+#[derive(Debug, Clone)]
+pub struct StaticResponse {
+    pub status: u16,
+    keep: Box<[u8]>,
+    keep_head: usize,
+    close: Box<[u8]>,
+    close_head: usize,
+}
+
+impl StaticResponse {
+    pub fn new(status: u16, content_type: &str, body: &[u8]) -> StaticResponse {
+        let (keep, keep_head) = render(status, content_type, body, false);
+        let (close, close_head) = render(status, content_type, body, true);
+        StaticResponse {
+            status,
+            keep,
+            keep_head,
+            close,
+            close_head,
+        }
+    }
+
+    /// The bytes to write; `head_only` for HEAD requests (same head, no body).
+    pub fn bytes(&self, close: bool, head_only: bool) -> &[u8] {
+        let (all, head) = if close {
+            (&self.close, self.close_head)
+        } else {
+            (&self.keep, self.keep_head)
+        };
+        if head_only {
+            &all[..head]
+        } else {
+            all
+        }
+    }
+}
+
+fn render(status: u16, content_type: &str, body: &[u8], close: bool) -> (Box<[u8]>, usize) {
+    let mut out = Vec::with_capacity(128 + body.len());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if status_has_body(status) {
+        out.extend_from_slice(b"Content-Type: ");
+        out.extend_from_slice(content_type.as_bytes());
+        out.extend_from_slice(b"\r\nContent-Length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    let head = out.len();
+    if status_has_body(status) {
+        out.extend_from_slice(body);
+    }
+    (out.into_boxed_slice(), head)
+}
+
+/// 1xx, 204 and 304 never carry a body (RFC 9110 §6.4.1).
+pub fn status_has_body(status: u16) -> bool {
+    !(100..200).contains(&status) && status != 204 && status != 304
+}
+
+/// Reason phrases for the statuses coregate emits; others get an empty phrase (allowed by RFC 9112).
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        417 => "Expectation Failed",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// The statuses coregate answers on its own when something fails.
+const ERROR_STATUSES: [u16; 14] = [
+    400, 403, 404, 405, 408, 413, 414, 417, 431, 500, 502, 503, 504, 505,
+];
+
+static ERRORS: LazyLock<Vec<StaticResponse>> = LazyLock::new(|| {
+    ERROR_STATUSES
+        .iter()
+        .map(|&s| {
+            let body = format!("{s} {}\n", reason(s));
+            StaticResponse::new(s, "text/plain", body.as_bytes())
+        })
+        .collect()
+});
+
+/// The pre-rendered answer for an error status. Short, with Content-Length, and never naming an
+/// upstream address or any other internal detail.
+pub fn error(status: u16) -> &'static StaticResponse {
+    let i = ERROR_STATUSES
+        .iter()
+        .position(|&s| s == status)
+        .or_else(|| ERROR_STATUSES.iter().position(|&s| s == 500)) // unlisted: a bug
+        .unwrap_or(0);
+    &ERRORS[i]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_keep_and_close() {
+        let r = StaticResponse::new(200, "text/plain", b"ok");
+        assert_eq!(
+            r.bytes(false, false),
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+        );
+        assert_eq!(
+            r.bytes(true, true),
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn no_body_statuses() {
+        let r = StaticResponse::new(204, "text/plain", b"ignored");
+        assert_eq!(r.bytes(false, false), b"HTTP/1.1 204 No Content\r\n\r\n");
+    }
+
+    #[test]
+    fn every_error_status_is_rendered() {
+        for s in ERROR_STATUSES {
+            assert_eq!(error(s).status, s);
+        }
+        assert_eq!(error(599).status, 500);
+    }
+}

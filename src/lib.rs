@@ -1,0 +1,37 @@
+//! coregate: a thread-per-core HTTP/1.1 edge proxy on io_uring.
+//!
+//! # Layout (the request path, top to bottom)
+//! ```text
+//! main ─► config::load ─► server::Server::bind ─► start: one shard thread per core
+//!   shard      pinned thread, own monoio runtime, pools, balancers; control by message
+//!   listener   SO_REUSEPORT socket per shard; accept loop; connection limit
+//!   connection keep-alive loop: read head → http::request::parse → router::route
+//!              → Respond (static) | proxy::forward; the only writer to the client
+//!   proxy      balancer::pick → upstream::pool checkout | connect → http::write head
+//!              → relay body → http::response::parse → write head → relay body → pool checkin
+//!   error      ProxyError → status and connection fate, in one place
+//! ```
+//!
+//! # Glossary
+//! - *shard*: one core's thread and everything it owns.
+//! - *downstream* / *client*: who connects to coregate; *upstream* / *cluster*: a named group
+//!   of *servers* coregate forwards to.
+//! - *route*: (host, path prefix) → an action: forward to a cluster, or a static response.
+
+#![forbid(unsafe_code)]
+#![deny(clippy::await_holding_refcell_ref)]
+
+pub mod balancer;
+pub mod buf;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod http;
+pub mod listener;
+pub mod proxy;
+pub mod relay;
+pub mod router;
+pub mod server;
+pub mod shard;
+pub mod signal;
+pub mod upstream;

@@ -1,0 +1,80 @@
+//! Listening sockets: bound on the main thread (one SO_REUSEPORT socket per listener per shard,
+//! so bind errors surface at start-up and port 0 resolves once), then accepted from on each
+//! shard. The accept loop gates on the shard's connection limit and spawns one task per client.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::rc::Rc;
+use std::time::Duration;
+
+use monoio::net::TcpListener;
+use socket2::{Domain, Protocol, Socket, Type};
+use tracing::{debug, warn};
+
+use crate::shard::Shard;
+
+const BACKLOG: i32 = 4096;
+
+/// Bind `count` sockets sharing `addr` with SO_REUSEPORT; returns them and the bound address
+/// (with the real port when `addr` asked for port 0).
+pub fn bind_shared(addr: SocketAddr, count: usize) -> io::Result<(Vec<StdListener>, SocketAddr)> {
+    // SO_REUSEPORT would silently share a port with another process that also set it (for
+    // example a second coregate). Probe with a plain socket first so that a port in use is an
+    // error, as users expect.
+    let probe = socket(addr, false)?;
+    let bound = probe.local_addr()?.as_socket().unwrap_or(addr);
+    drop(probe);
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        out.push(socket(bound, true)?.into());
+    }
+    Ok((out, bound))
+}
+
+fn socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    if reuse_port {
+        s.listen(BACKLOG)?;
+    }
+    Ok(s)
+}
+
+/// Accept until the shard's stop signal fires.
+pub async fn accept_loop(shard: Rc<Shard>, std: StdListener, name: Rc<str>) {
+    let listener = match TcpListener::from_std(std) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(shard = shard.id, listener = %name, error = %e, "cannot register listener");
+            return;
+        }
+    };
+    loop {
+        let accepted = monoio::select! {
+            r = listener.accept() => r,
+            _ = shard.stop.wait() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                if !shard.admit_connection() {
+                    debug!(shard = shard.id, %peer, "connection limit reached; closing");
+                    drop(stream);
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                monoio::spawn(crate::connection::serve(shard.clone(), stream, peer));
+            }
+            Err(e) => {
+                // EMFILE/ENFILE and friends: back off instead of spinning on the error.
+                warn!(shard = shard.id, listener = %name, error = %e, "accept failed");
+                monoio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    debug!(shard = shard.id, listener = %name, "stopped accepting");
+}

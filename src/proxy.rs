@@ -1,0 +1,399 @@
+//! Forwarding one request to an upstream cluster and its response back: pick a server, check a
+//! connection out of the shard's pool (or connect), send the rewritten head and the body, read
+//! the response head, send the rewritten head and stream the body, and return the connection to
+//! the pool when both messages were framed completely.
+//!
+//! A reused pooled connection may have been closed by the server while idle; when it fails
+//! before any response byte and the whole request is still in hand, the request is sent once
+//! more on a fresh connection.
+
+use std::time::Duration;
+
+use tracing::debug;
+
+use crate::config::{Config, Upstream, UpstreamId, UpstreamServer};
+use crate::connection::Conn;
+use crate::error::ProxyError;
+use crate::http::request::{Method, RequestHead};
+use crate::http::response::{self, ResponseError, ResponseHead};
+use crate::http::write::{self, ForwardInfo, OutFraming};
+use crate::http::{BodyKind, Version};
+use crate::relay::{self, Relay, RelayError, Sink, OUT_FLUSH_BYTES};
+use crate::shard::{Shard, Snapshot};
+use crate::upstream::{self, UpstreamConn};
+
+/// A request body up to this size is kept whole in the output buffer, so that the request can
+/// be replayed on a fresh connection if a pooled one turns out dead.
+const REPLAY_BYTES_MAX: usize = 64 * 1024;
+/// Largest upstream response head.
+const RESPONSE_HEAD_BYTES_MAX: usize = 64 * 1024;
+/// Interim (1xx) responses skipped before the final one.
+const INTERIM_MAX: usize = 8;
+
+/// Progress of one exchange, for deciding what a failure means to the client connection.
+#[derive(Debug, Default)]
+struct Exchange {
+    /// The request head has been taken out of the client buffer.
+    head_consumed: bool,
+    /// The request body has been read from the client in full.
+    body_done: bool,
+    /// Bytes of the response have gone to the client: a failure can only close.
+    response_started: bool,
+}
+
+/// Forward `head` to cluster `id`. Returns whether the client connection may go on.
+pub async fn forward(
+    conn: &mut Conn,
+    shard: &Shard,
+    snap: &Snapshot,
+    head: &RequestHead,
+    id: UpstreamId,
+) -> bool {
+    let mut ex = Exchange {
+        body_done: head.body == BodyKind::None,
+        ..Exchange::default()
+    };
+    let cfg = &snap.config;
+    match exchange(conn, shard, snap, head, id, &mut ex).await {
+        Ok(keep) => keep,
+        Err(e) if ex.response_started => {
+            debug!(peer = %conn.peer, error = %e, "response cut short; closing");
+            false
+        }
+        Err(e) => {
+            debug!(peer = %conn.peer, upstream = %cfg.upstreams[id].name, error = %e, "request failed");
+            if !ex.head_consumed {
+                conn.inbuf.consume(head.head_len);
+                ex.body_done = conn.skip_body(head.body);
+            }
+            let keep = ex.body_done && head.keep_alive && !shard.draining();
+            conn.answer_error(&e, cfg, head.method == Method::Head, keep)
+                .await
+        }
+    }
+}
+
+async fn exchange(
+    conn: &mut Conn,
+    shard: &Shard,
+    snap: &Snapshot,
+    head: &RequestHead,
+    id: UpstreamId,
+    ex: &mut Exchange,
+) -> Result<bool, ProxyError> {
+    let cfg = &snap.config;
+    let upstream = &cfg.upstreams[id];
+    if let BodyKind::Length(n) = head.body {
+        if n > cfg.limits.body_bytes_max {
+            return Err(ProxyError::BodyTooLarge);
+        }
+    }
+    let server = snap.balancers[id]
+        .pick(upstream)
+        .ok_or(ProxyError::NoServer)?;
+    let server = &upstream.servers[server];
+
+    let mut body = build_request(conn, cfg, head, server, ex)?;
+    let replayable = body.is_done();
+    let mut up = match shard
+        .pools
+        .checkout(server.pool, cfg.timeouts.upstream_idle)
+    {
+        Some(up) => up,
+        None => upstream::connect(server.addr, server.pool, cfg.timeouts.upstream_connect).await?,
+    };
+    let resp = loop {
+        match send_request(conn, &mut up, &mut body, head, cfg, ex).await {
+            Ok(resp) => break resp,
+            Err(Attempt::Retry(e)) if up.reused && replayable => {
+                debug!(server = %server.address, error = %e, "pooled connection failed; retrying on a fresh one");
+                up = upstream::connect(server.addr, server.pool, cfg.timeouts.upstream_connect)
+                    .await?;
+            }
+            Err(Attempt::Retry(e)) | Err(Attempt::Fail(e)) => return Err(e),
+        }
+    };
+    send_response(conn, shard, cfg, upstream, head, up, resp, ex).await
+}
+
+/// Write the upstream request head into `conn.out`, then as much of the body as is already
+/// buffered. Consumes the head from the client buffer.
+fn build_request(
+    conn: &mut Conn,
+    cfg: &Config,
+    head: &RequestHead,
+    server: &UpstreamServer,
+    ex: &mut Exchange,
+) -> Result<Relay, ProxyError> {
+    let framing = match head.body {
+        BodyKind::None | BodyKind::UntilClose => OutFraming::None,
+        BodyKind::Length(n) => OutFraming::Length(n),
+        BodyKind::Chunked => OutFraming::Chunked,
+    };
+    let info = ForwardInfo {
+        client_ip: &conn.ip_text,
+        proto: b"http",
+        default_host: server.address.as_bytes(),
+    };
+    conn.out.clear();
+    write::request_head(
+        &mut conn.out,
+        conn.inbuf.pending(),
+        head,
+        &conn.headers,
+        &info,
+        framing,
+    );
+    conn.inbuf.consume(head.head_len);
+    ex.head_consumed = true;
+    let sink = match framing {
+        OutFraming::Chunked => Sink::Chunked,
+        _ => Sink::Raw,
+    };
+    let mut body = Relay::new(head.body, sink, cfg.limits.body_bytes_max);
+    let limit = conn.out.len() + REPLAY_BYTES_MAX;
+    body.encode_buffered(&mut conn.inbuf, &mut conn.out, limit)
+        .map_err(request_body_error)?;
+    ex.body_done = body.is_done();
+    Ok(body)
+}
+
+enum Attempt {
+    /// Failed before any response byte on a connection that may have been stale.
+    Retry(ProxyError),
+    Fail(ProxyError),
+}
+
+/// Send the request (head, buffered body, then the rest of the body) and read the final
+/// response head. `conn.out` holds the request on entry and is kept intact until the response
+/// head arrives when the request is replayable.
+async fn send_request(
+    conn: &mut Conn,
+    up: &mut UpstreamConn,
+    body: &mut Relay,
+    head: &RequestHead,
+    cfg: &Config,
+    ex: &mut Exchange,
+) -> Result<ResponseHead, Attempt> {
+    let t = &cfg.timeouts;
+    let (res, out) = write_keep(
+        &mut up.stream,
+        std::mem::take(&mut conn.out),
+        t.upstream_response,
+    )
+    .await;
+    conn.out = out;
+    res.map_err(|e| match e {
+        // The buffer went with the cancelled write: nothing left to replay.
+        RelayError::WriteTimeout => Attempt::Fail(ProxyError::UpstreamTimeout),
+        e => Attempt::Retry(upstream_write_error(e)),
+    })?;
+    if !body.is_done() {
+        conn.out.clear();
+        if head.expect_continue && head.version == Version::Http11 {
+            conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            relay::write_all(&mut conn.stream, &mut conn.out, t.client_send)
+                .await
+                .map_err(|_| Attempt::Fail(ProxyError::DownstreamIo))?;
+        }
+        body.pump(
+            &mut conn.stream,
+            &mut conn.inbuf,
+            &mut up.stream,
+            &mut conn.out,
+            t.client_body,
+            t.upstream_response,
+        )
+        .await
+        .map_err(|e| Attempt::Fail(request_body_error(e)))?;
+        ex.body_done = true;
+    }
+    read_response_head(conn, up, head, cfg).await
+}
+
+async fn read_response_head(
+    conn: &mut Conn,
+    up: &mut UpstreamConn,
+    head: &RequestHead,
+    cfg: &Config,
+) -> Result<ResponseHead, Attempt> {
+    let deadline = monoio::time::Instant::now() + cfg.timeouts.upstream_response;
+    let head_request = head.method == Method::Head;
+    let mut received_any = false;
+    let mut interim = 0;
+    loop {
+        match response::parse(
+            up.buf.pending(),
+            head_request,
+            RESPONSE_HEAD_BYTES_MAX,
+            &mut conn.resp_headers,
+        ) {
+            Ok(Some(r)) if r.status == 101 => {
+                return Err(Attempt::Fail(ProxyError::UpstreamProtocol(
+                    "101 without an upgrade request",
+                )))
+            }
+            Ok(Some(r)) if r.status < 200 => {
+                interim += 1;
+                if interim > INTERIM_MAX {
+                    return Err(Attempt::Fail(ProxyError::UpstreamProtocol(
+                        "too many interim responses",
+                    )));
+                }
+                up.buf.consume(r.head_len);
+                continue;
+            }
+            Ok(Some(r)) => return Ok(r),
+            Ok(None) => {}
+            Err(ResponseError::TooLarge) => {
+                return Err(Attempt::Fail(ProxyError::UpstreamProtocol(
+                    "response head too large",
+                )))
+            }
+            Err(ResponseError::Malformed(why)) => {
+                return Err(Attempt::Fail(ProxyError::UpstreamProtocol(why)))
+            }
+        }
+        let read = monoio::time::timeout_at(
+            deadline,
+            up.buf.fill(&mut up.stream, RESPONSE_HEAD_BYTES_MAX),
+        )
+        .await;
+        match read {
+            Ok(Ok(0)) if !received_any => {
+                return Err(Attempt::Retry(ProxyError::UpstreamProtocol(
+                    "closed before responding",
+                )))
+            }
+            Ok(Ok(0)) => {
+                return Err(Attempt::Fail(ProxyError::UpstreamProtocol(
+                    "response head cut short",
+                )))
+            }
+            Ok(Ok(_)) => received_any = true,
+            Ok(Err(e)) if !received_any => {
+                return Err(Attempt::Retry(ProxyError::UpstreamIo(e.kind())))
+            }
+            Ok(Err(e)) => return Err(Attempt::Fail(ProxyError::UpstreamIo(e.kind()))),
+            Err(_) => return Err(Attempt::Fail(ProxyError::UpstreamTimeout)),
+        }
+    }
+}
+
+/// Send the response head and body to the client; pool the upstream connection if it is clean.
+#[allow(clippy::too_many_arguments)]
+async fn send_response(
+    conn: &mut Conn,
+    shard: &Shard,
+    cfg: &Config,
+    upstream: &Upstream,
+    head: &RequestHead,
+    mut up: UpstreamConn,
+    resp: ResponseHead,
+    ex: &mut Exchange,
+) -> Result<bool, ProxyError> {
+    let t = &cfg.timeouts;
+    let framing = client_framing(&resp, head);
+    let close = !head.keep_alive || shard.draining() || framing == OutFraming::Close;
+    conn.out.clear();
+    write::response_head(
+        &mut conn.out,
+        up.buf.pending(),
+        &resp,
+        &conn.resp_headers,
+        framing,
+        close,
+        head.version,
+    );
+    up.buf.consume(resp.head_len);
+    let sink = if framing == OutFraming::Chunked {
+        Sink::Chunked
+    } else {
+        Sink::Raw
+    };
+    let mut body = Relay::new(resp.body, sink, u64::MAX);
+    // The head and whatever body is already here go out in one write.
+    body.encode_buffered(&mut up.buf, &mut conn.out, OUT_FLUSH_BYTES)
+        .map_err(response_body_error)?;
+    ex.response_started = true;
+    relay::write_all(&mut conn.stream, &mut conn.out, t.client_send)
+        .await
+        .map_err(|_| ProxyError::DownstreamIo)?;
+    if !body.is_done() {
+        body.pump(
+            &mut up.stream,
+            &mut up.buf,
+            &mut conn.stream,
+            &mut conn.out,
+            t.upstream_response,
+            t.client_send,
+        )
+        .await
+        .map_err(response_body_error)?;
+    }
+    if resp.reusable && ex.body_done && up.buf.is_empty() {
+        shard.pools.checkin(up, upstream.idle_per_server_max);
+    }
+    Ok(!close)
+}
+
+/// How the response body is framed towards the client.
+fn client_framing(resp: &ResponseHead, head: &RequestHead) -> OutFraming {
+    match resp.body {
+        // HEAD and 304 answers may describe a body they do not carry.
+        BodyKind::None => match resp.declared_length {
+            Some(n) if head.method == Method::Head || resp.status == 304 => OutFraming::Length(n),
+            _ => OutFraming::None,
+        },
+        BodyKind::Length(n) => OutFraming::Length(n),
+        BodyKind::Chunked | BodyKind::UntilClose => match head.version {
+            Version::Http11 => OutFraming::Chunked,
+            Version::Http10 => OutFraming::Close,
+        },
+    }
+}
+
+/// Write `buf` without clearing it; returns it for a possible replay.
+async fn write_keep(
+    stream: &mut monoio::net::TcpStream,
+    buf: Vec<u8>,
+    timeout: Duration,
+) -> (Result<(), RelayError>, Vec<u8>) {
+    use monoio::io::AsyncWriteRentExt;
+    match monoio::time::timeout(timeout, stream.write_all(buf)).await {
+        Ok((Ok(_), buf)) => (Ok(()), buf),
+        Ok((Err(e), buf)) => (Err(RelayError::WriteIo(e)), buf),
+        Err(_) => (Err(RelayError::WriteTimeout), Vec::new()),
+    }
+}
+
+fn upstream_write_error(e: RelayError) -> ProxyError {
+    match e {
+        RelayError::WriteTimeout => ProxyError::UpstreamTimeout,
+        RelayError::WriteIo(e) => ProxyError::UpstreamIo(e.kind()),
+        _ => ProxyError::UpstreamIo(std::io::ErrorKind::Other),
+    }
+}
+
+/// Failures while relaying the request body (client → upstream).
+fn request_body_error(e: RelayError) -> ProxyError {
+    match e {
+        RelayError::ReadIo(_) | RelayError::ReadEof => ProxyError::DownstreamIo,
+        RelayError::ReadTimeout => ProxyError::ClientTimeout,
+        RelayError::Framing(_) => ProxyError::BadRequest("invalid chunked body"),
+        RelayError::TooLarge => ProxyError::BodyTooLarge,
+        RelayError::WriteIo(_) | RelayError::WriteTimeout => upstream_write_error(e),
+    }
+}
+
+/// Failures while relaying the response body (upstream → client).
+fn response_body_error(e: RelayError) -> ProxyError {
+    match e {
+        RelayError::ReadIo(e) => ProxyError::UpstreamIo(e.kind()),
+        RelayError::ReadEof => ProxyError::UpstreamProtocol("response body cut short"),
+        RelayError::ReadTimeout => ProxyError::UpstreamTimeout,
+        RelayError::Framing(_) => ProxyError::UpstreamProtocol("invalid chunked body"),
+        RelayError::TooLarge => ProxyError::UpstreamProtocol("response body too large"),
+        RelayError::WriteIo(_) | RelayError::WriteTimeout => ProxyError::DownstreamIo,
+    }
+}

@@ -1,0 +1,262 @@
+//! Body relay: stream a message body from one socket to another through fixed buffers, decoding
+//! the source framing strictly and encoding the sink framing ourselves. Used both ways (client →
+//! upstream for requests, upstream → client for responses); never buffers a whole body.
+
+use std::io;
+use std::time::Duration;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+
+use crate::buf::RecvBuf;
+use crate::http::chunked::{self, ChunkError, Decoder};
+use crate::http::BodyKind;
+
+/// Flush the output buffer once it holds this much.
+pub const OUT_FLUSH_BYTES: usize = 64 * 1024;
+/// Read buffer bound while relaying a body.
+pub const RELAY_BUF_BYTES: usize = 64 * 1024;
+
+#[derive(Debug)]
+enum Source {
+    /// Bytes of a Content-Length body still to come.
+    Length(u64),
+    Chunked(Decoder),
+    UntilClose,
+    Done,
+}
+
+/// How the body is written to the sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    /// As data, unframed (Content-Length or close-delimited output).
+    Raw,
+    /// Re-chunked.
+    Chunked,
+}
+
+#[derive(Debug)]
+pub struct Relay {
+    source: Source,
+    sink: Sink,
+    /// Largest body accepted (data bytes).
+    limit: u64,
+    /// Data bytes seen so far.
+    total: u64,
+}
+
+#[derive(Debug)]
+pub enum RelayError {
+    ReadIo(io::Error),
+    ReadTimeout,
+    /// The source ended before the body did.
+    ReadEof,
+    Framing(ChunkError),
+    TooLarge,
+    WriteIo(io::Error),
+    WriteTimeout,
+}
+
+impl Relay {
+    pub fn new(body: BodyKind, sink: Sink, limit: u64) -> Relay {
+        let source = match body {
+            BodyKind::None => Source::Done,
+            BodyKind::Length(n) => Source::Length(n),
+            BodyKind::Chunked => Source::Chunked(Decoder::new()),
+            BodyKind::UntilClose => Source::UntilClose,
+        };
+        Relay {
+            source,
+            sink,
+            limit,
+            total: 0,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self.source, Source::Done)
+    }
+
+    /// Move body bytes already in `inbuf` to `out`, encoded for the sink, until `out` holds
+    /// `out_max` bytes or `inbuf` has no more body. Bytes after the body stay in `inbuf`.
+    pub fn encode_buffered(
+        &mut self,
+        inbuf: &mut RecvBuf,
+        out: &mut Vec<u8>,
+        out_max: usize,
+    ) -> Result<(), RelayError> {
+        loop {
+            if inbuf.is_empty() || out.len() >= out_max {
+                return Ok(());
+            }
+            let room = out_max - out.len();
+            match &mut self.source {
+                Source::Done => return Ok(()),
+                Source::Length(remaining) => {
+                    let n = (*remaining).min(inbuf.len() as u64).min(room as u64) as usize;
+                    emit_to(
+                        out,
+                        &inbuf.pending()[..n],
+                        self.sink,
+                        self.total,
+                        self.limit,
+                    )?;
+                    self.total += n as u64;
+                    inbuf.consume(n);
+                    *remaining -= n as u64;
+                    if *remaining == 0 {
+                        self.finish(out);
+                    }
+                }
+                Source::UntilClose => {
+                    let n = inbuf.len().min(room);
+                    emit_to(
+                        out,
+                        &inbuf.pending()[..n],
+                        self.sink,
+                        self.total,
+                        self.limit,
+                    )?;
+                    self.total += n as u64;
+                    inbuf.consume(n);
+                }
+                Source::Chunked(dec) => {
+                    let pending = inbuf.pending();
+                    let window = &pending[..pending.len().min(room.max(64))];
+                    let step = dec.decode(window).map_err(RelayError::Framing)?;
+                    let done = dec.is_done();
+                    if let Some(r) = step.data.clone() {
+                        let data = &window[r];
+                        emit_to(out, data, self.sink, self.total, self.limit)?;
+                        self.total += data.len() as u64;
+                    }
+                    inbuf.consume(step.consumed);
+                    if done {
+                        self.finish(out);
+                    } else if step.consumed == 0 {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The source reached end of stream.
+    pub fn on_eof(&mut self, out: &mut Vec<u8>) -> Result<(), RelayError> {
+        match self.source {
+            Source::UntilClose => {
+                self.finish(out);
+                Ok(())
+            }
+            Source::Done => Ok(()),
+            Source::Length(_) | Source::Chunked(_) => Err(RelayError::ReadEof),
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        if self.sink == Sink::Chunked {
+            out.extend_from_slice(chunked::LAST_CHUNK);
+        }
+        self.source = Source::Done;
+    }
+
+    /// Bytes of a Content-Length body with a raw sink that can be written straight from the
+    /// read buffer, skipping the copy into `out`.
+    fn direct_len(&self, pending: usize) -> Option<usize> {
+        match (&self.source, self.sink) {
+            (Source::Length(remaining), Sink::Raw) => {
+                Some((*remaining).min(pending as u64) as usize)
+            }
+            _ => None,
+        }
+    }
+
+    /// Stream the rest of the body from `src` to `dst`. `out` must be empty on entry.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn pump<R: AsyncReadRent, W: AsyncWriteRent>(
+        &mut self,
+        src: &mut R,
+        inbuf: &mut RecvBuf,
+        dst: &mut W,
+        out: &mut Vec<u8>,
+        read_timeout: Duration,
+        write_timeout: Duration,
+    ) -> Result<(), RelayError> {
+        debug_assert!(out.is_empty());
+        loop {
+            if let Some(n) = self.direct_len(inbuf.len()).filter(|&n| n > 0) {
+                match monoio::time::timeout(write_timeout, inbuf.write_front(dst, n)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(RelayError::WriteIo(e)),
+                    Err(_) => return Err(RelayError::WriteTimeout),
+                }
+                self.total += n as u64;
+                if let Source::Length(remaining) = &mut self.source {
+                    *remaining -= n as u64;
+                    if *remaining == 0 {
+                        self.source = Source::Done;
+                    }
+                }
+            } else {
+                self.encode_buffered(inbuf, out, OUT_FLUSH_BYTES)?;
+                let flush = self.is_done() || out.len() >= OUT_FLUSH_BYTES || inbuf.is_empty();
+                if flush && !out.is_empty() {
+                    write_all(dst, out, write_timeout).await?;
+                }
+            }
+            if self.is_done() {
+                return Ok(());
+            }
+            if !inbuf.is_empty() && out.len() < OUT_FLUSH_BYTES {
+                continue;
+            }
+            let read = monoio::time::timeout(read_timeout, inbuf.fill(src, RELAY_BUF_BYTES)).await;
+            match read {
+                Ok(Ok(0)) => {
+                    self.on_eof(out)?;
+                    if !out.is_empty() {
+                        write_all(dst, out, write_timeout).await?;
+                    }
+                    return Ok(());
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(RelayError::ReadIo(e)),
+                Err(_) => return Err(RelayError::ReadTimeout),
+            }
+        }
+    }
+}
+
+fn emit_to(
+    out: &mut Vec<u8>,
+    data: &[u8],
+    sink: Sink,
+    total: u64,
+    limit: u64,
+) -> Result<(), RelayError> {
+    if total + data.len() as u64 > limit {
+        return Err(RelayError::TooLarge);
+    }
+    match sink {
+        Sink::Raw => out.extend_from_slice(data),
+        Sink::Chunked => chunked::write_chunk(out, data),
+    }
+    Ok(())
+}
+
+/// Write all of `out` (then clear it) within `timeout`.
+pub async fn write_all<W: AsyncWriteRent>(
+    dst: &mut W,
+    out: &mut Vec<u8>,
+    timeout: Duration,
+) -> Result<(), RelayError> {
+    let buf = std::mem::take(out);
+    match monoio::time::timeout(timeout, dst.write_all(buf)).await {
+        Ok((Ok(_), mut buf)) => {
+            buf.clear();
+            *out = buf;
+            Ok(())
+        }
+        Ok((Err(e), _)) => Err(RelayError::WriteIo(e)),
+        Err(_) => Err(RelayError::WriteTimeout),
+    }
+}

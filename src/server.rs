@@ -1,0 +1,166 @@
+//! Start-up and shutdown of the whole process: decide the shards (how many, which cores),
+//! bind every listener once per shard, start the shard threads, and stop them on request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use thiserror::Error;
+use tracing::info;
+
+use crate::config::{Config, Workers};
+use crate::shard::{self, Control, ShardPlan};
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("listener \"{name}\": cannot listen on {addr}: {source}")]
+    Bind {
+        name: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server.workers: core {0} is not available to this process (available: {1:?})")]
+    NoSuchCore(usize, Vec<usize>),
+    #[error("cannot start shard thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Listeners bound, shards planned, nothing running yet.
+pub struct Server {
+    config: Arc<Config>,
+    cores: Vec<Option<core_affinity::CoreId>>,
+    listeners: Vec<BoundListener>,
+}
+
+struct BoundListener {
+    name: String,
+    addr: SocketAddr,
+    /// One socket per shard, all on `addr` with SO_REUSEPORT.
+    sockets: Vec<std::net::TcpListener>,
+}
+
+/// A running server.
+pub struct Handle {
+    controls: Vec<flume::Sender<Control>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn bind(config: Arc<Config>) -> Result<Server, StartError> {
+        let cores = plan_cores(&config.server.workers)?;
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let (sockets, addr) =
+                crate::listener::bind_shared(l.addr, cores.len()).map_err(|source| {
+                    StartError::Bind {
+                        name: l.name.clone(),
+                        addr: l.addr,
+                        source,
+                    }
+                })?;
+            listeners.push(BoundListener {
+                name: l.name.clone(),
+                addr,
+                sockets,
+            });
+        }
+        Ok(Server {
+            config,
+            cores,
+            listeners,
+        })
+    }
+
+    /// (listener name, bound address): the real port when the config asked for port 0.
+    pub fn addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .map(|l| (l.name.clone(), l.addr))
+            .collect()
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.cores.len()
+    }
+
+    pub fn start(mut self) -> Result<Handle, StartError> {
+        let mut handle = Handle {
+            controls: Vec::new(),
+            threads: Vec::new(),
+        };
+        for (id, core) in self.cores.iter().enumerate() {
+            let listeners = self
+                .listeners
+                .iter_mut()
+                .map(|l| {
+                    (
+                        l.name.clone(),
+                        l.sockets.pop().expect("one socket per shard"),
+                    )
+                })
+                .collect();
+            let (tx, rx) = flume::unbounded();
+            let plan = ShardPlan {
+                id,
+                core: *core,
+                driver: self.config.server.driver,
+                config: self.config.clone(),
+                listeners,
+                control: rx,
+            };
+            handle.controls.push(tx);
+            handle
+                .threads
+                .push(shard::spawn(plan).map_err(StartError::Thread)?);
+        }
+        for l in &self.listeners {
+            info!(listener = %l.name, addr = %l.addr, shards = self.cores.len(), "listening");
+        }
+        Ok(handle)
+    }
+}
+
+impl Handle {
+    /// Ask every shard to stop accepting and drain. Returns at once.
+    pub fn shutdown(&self) {
+        for c in &self.controls {
+            let _ = c.send(Control::Shutdown);
+        }
+    }
+
+    /// Wait for every shard to finish.
+    pub fn join(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One entry per shard: the core to pin it to.
+fn plan_cores(workers: &Workers) -> Result<Vec<Option<core_affinity::CoreId>>, StartError> {
+    let available = core_affinity::get_core_ids().unwrap_or_default();
+    Ok(match workers {
+        Workers::Auto if available.is_empty() => vec![None],
+        Workers::Auto => available.into_iter().map(Some).collect(),
+        Workers::Count(n) if available.is_empty() => vec![None; *n],
+        // More workers than cores share cores round-robin.
+        Workers::Count(n) => (0..*n)
+            .map(|i| Some(available[i % available.len()]))
+            .collect(),
+        Workers::Cores(list) => {
+            let mut out = Vec::new();
+            for &want in list {
+                match available.iter().find(|c| c.id == want) {
+                    Some(c) => out.push(Some(*c)),
+                    None => {
+                        return Err(StartError::NoSuchCore(
+                            want,
+                            available.iter().map(|c| c.id).collect(),
+                        ))
+                    }
+                }
+            }
+            out
+        }
+    })
+}

@@ -1,0 +1,249 @@
+//! A shard: one OS thread pinned to one core, running its own single-threaded monoio runtime
+//! (io_uring, or epoll where io_uring is missing), with its own listeners, connections, pools
+//! and balancer state. It shares only the read-only config, and hears from the rest of the
+//! process through its control channel.
+
+use std::cell::Cell;
+use std::io;
+use std::net::TcpListener as StdListener;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use monoio::time::TimeDriver;
+use monoio::{FusionRuntime, IoUringDriver, LegacyDriver, RuntimeBuilder};
+use tracing::{info, warn};
+
+use crate::balancer::Balancer;
+use crate::config::{Config, Driver};
+use crate::signal::Signal;
+use crate::upstream::pool::Pools;
+
+/// io_uring submission queue entries per shard.
+const RING_ENTRIES: u32 = 1024;
+/// How often idle upstream connections past their lifetime are closed.
+const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a draining shard checks for in-flight requests.
+const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Messages to a shard.
+#[derive(Debug)]
+pub enum Control {
+    /// Stop accepting, finish in-flight requests (up to the drain timeout), then exit.
+    Shutdown,
+}
+
+/// The config as one shard uses it: the shared read-only part plus this shard's state built
+/// for it (one balancer per upstream cluster).
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    pub balancers: Vec<Balancer>,
+}
+
+impl Snapshot {
+    fn new(config: Arc<Config>, shard_id: usize) -> Snapshot {
+        let balancers = config
+            .upstreams
+            .iter()
+            .map(|u| Balancer::new(u, shard_id))
+            .collect();
+        Snapshot { config, balancers }
+    }
+}
+
+/// Everything one shard owns. Shared with its connection tasks as `Rc<Shard>`.
+#[derive(Debug)]
+pub struct Shard {
+    pub id: usize,
+    snapshot: Rc<Snapshot>,
+    pub pools: Pools,
+    /// Open client connections.
+    connections: Cell<usize>,
+    /// Requests between head received and response finished.
+    active: Cell<usize>,
+    /// Set at shutdown: finish what is in flight, take nothing new.
+    draining: Cell<bool>,
+    /// Fired at shutdown to stop the accept loops.
+    pub stop: Signal,
+}
+
+impl Shard {
+    pub fn new(id: usize, config: Arc<Config>) -> Shard {
+        let pools = Pools::new(config.pool_count);
+        Shard {
+            id,
+            snapshot: Rc::new(Snapshot::new(config, id)),
+            pools,
+            connections: Cell::new(0),
+            active: Cell::new(0),
+            draining: Cell::new(false),
+            stop: Signal::default(),
+        }
+    }
+
+    pub fn snapshot(&self) -> Rc<Snapshot> {
+        self.snapshot.clone()
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.get()
+    }
+
+    /// Count a new client connection, unless the shard is at its limit.
+    pub fn admit_connection(&self) -> bool {
+        let max = self.snapshot.config.limits.connections_per_shard_max;
+        if self.draining.get() || self.connections.get() >= max {
+            return false;
+        }
+        self.connections.set(self.connections.get() + 1);
+        true
+    }
+
+    pub fn connection_closed(&self) {
+        debug_assert!(self.connections.get() > 0);
+        self.connections
+            .set(self.connections.get().saturating_sub(1));
+    }
+
+    pub fn request_started(&self) {
+        self.active.set(self.active.get() + 1);
+    }
+
+    pub fn request_finished(&self) {
+        debug_assert!(self.active.get() > 0);
+        self.active.set(self.active.get().saturating_sub(1));
+    }
+}
+
+/// What the main thread hands a shard thread.
+pub struct ShardPlan {
+    pub id: usize,
+    pub core: Option<core_affinity::CoreId>,
+    pub driver: Driver,
+    pub config: Arc<Config>,
+    /// (listener name, this shard's socket) for every listener.
+    pub listeners: Vec<(String, StdListener)>,
+    pub control: flume::Receiver<Control>,
+}
+
+pub fn spawn(plan: ShardPlan) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("coregate-shard-{}", plan.id))
+        .spawn(move || run(plan))
+}
+
+type Fusion = FusionRuntime<TimeDriver<IoUringDriver>, TimeDriver<LegacyDriver>>;
+
+fn run(plan: ShardPlan) {
+    let pinned = plan.core.map(core_affinity::set_for_current);
+    let (mut rt, driver) = match build_runtime(plan.driver) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(shard = plan.id, error = %e, "cannot build the runtime; shard not started");
+            return;
+        }
+    };
+    info!(
+        shard = plan.id,
+        core = plan.core.map(|c| c.id),
+        pinned = pinned.unwrap_or(false),
+        driver,
+        "shard started"
+    );
+    let id = plan.id;
+    match &mut rt {
+        FusionRuntime::Uring(r) => r.block_on(shard_main(plan)),
+        FusionRuntime::Legacy(r) => r.block_on(shard_main(plan)),
+    }
+    info!(shard = id, "shard stopped");
+}
+
+/// Build the shard's runtime: io_uring with the cheapest setup flags measured here
+/// (research/stack.md), io_uring without them on kernels that refuse them, else epoll.
+fn build_runtime(choice: Driver) -> io::Result<(Fusion, &'static str)> {
+    let legacy = || -> io::Result<(Fusion, &'static str)> {
+        let rt = RuntimeBuilder::<LegacyDriver>::new()
+            .enable_timer()
+            .build()?;
+        Ok((rt.into(), "legacy (epoll)"))
+    };
+    let want_uring = match choice {
+        Driver::Legacy => false,
+        Driver::IoUring => true,
+        Driver::Auto => monoio::utils::detect_uring(),
+    };
+    if !want_uring {
+        if choice == Driver::Auto {
+            warn!("io_uring is unavailable here; falling back to the legacy (epoll) driver");
+        }
+        return legacy();
+    }
+    let mut flagged = io_uring::IoUring::builder();
+    flagged
+        .setup_coop_taskrun()
+        .setup_single_issuer()
+        .setup_defer_taskrun();
+    let with_flags = RuntimeBuilder::<IoUringDriver>::new()
+        .with_entries(RING_ENTRIES)
+        .uring_builder(flagged)
+        .enable_timer()
+        .build();
+    match with_flags {
+        Ok(rt) => return Ok((rt.into(), "io_uring")),
+        Err(e) => warn!(error = %e, "io_uring setup flags refused; retrying without them"),
+    }
+    match RuntimeBuilder::<IoUringDriver>::new()
+        .with_entries(RING_ENTRIES)
+        .enable_timer()
+        .build()
+    {
+        Ok(rt) => Ok((rt.into(), "io_uring (no setup flags)")),
+        Err(e) if choice == Driver::Auto => {
+            warn!(error = %e, "io_uring failed; falling back to the legacy (epoll) driver");
+            legacy()
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn shard_main(plan: ShardPlan) {
+    let shard = Rc::new(Shard::new(plan.id, plan.config));
+    for (name, socket) in plan.listeners {
+        monoio::spawn(crate::listener::accept_loop(
+            shard.clone(),
+            socket,
+            name.into(),
+        ));
+    }
+    let sweeper = shard.clone();
+    monoio::spawn(async move {
+        loop {
+            monoio::time::sleep(POOL_SWEEP_INTERVAL).await;
+            let idle = sweeper.snapshot.config.timeouts.upstream_idle;
+            sweeper.pools.sweep(idle);
+        }
+    });
+    // Wait for a control message. A closed channel (the main thread is gone) means shut down.
+    match plan.control.recv_async().await {
+        Ok(Control::Shutdown) | Err(_) => drain(&shard).await,
+    }
+}
+
+async fn drain(shard: &Shard) {
+    shard.draining.set(true);
+    shard.stop.fire();
+    let timeout = shard.snapshot.config.server.drain_timeout;
+    let deadline = Instant::now() + timeout;
+    while shard.active.get() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(DRAIN_POLL_INTERVAL).await;
+    }
+    if shard.active.get() > 0 {
+        warn!(
+            shard = shard.id,
+            in_flight = shard.active.get(),
+            "drain timeout; closing"
+        );
+    }
+}
