@@ -21,13 +21,14 @@ use crate::http::{BodyKind, HeaderSpan};
 use crate::relay;
 use crate::router::Action;
 use crate::shard::{Shard, Snapshot};
+use crate::stream::Stream;
 
 /// Initial read buffer of a client connection; grows up to `limits.header_bytes_max` for heads.
 const CLIENT_BUF_BYTES: usize = 4096;
 
 /// Per-connection state, reused across the requests of a keep-alive connection.
 pub struct Conn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub peer: SocketAddr,
     /// The peer IP as text, for X-Forwarded-For; formatted once per connection.
     pub ip_text: Box<[u8]>,
@@ -45,7 +46,7 @@ pub struct Conn {
 pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
     let _open = OpenConnection(shard.clone());
     let mut conn = Conn {
-        stream,
+        stream: Stream::from(stream),
         peer,
         ip_text: peer.ip().to_string().into_bytes().into_boxed_slice(),
         inbuf: RecvBuf::with_capacity(CLIENT_BUF_BYTES),

@@ -34,4 +34,5 @@ pub mod router;
 pub mod server;
 pub mod shard;
 pub mod signal;
+pub mod stream;
 pub mod upstream;

@@ -50,7 +50,7 @@ pub async fn forward(
     id: UpstreamId,
 ) -> bool {
     let mut ex = Exchange {
-        body_done: head.body == BodyKind::None,
+        body_done: matches!(head.body, BodyKind::None | BodyKind::Length(0)),
         ..Exchange::default()
     };
     let cfg = &snap.config;
@@ -340,9 +340,10 @@ async fn send_response(
 /// How the response body is framed towards the client.
 fn client_framing(resp: &ResponseHead, head: &RequestHead) -> OutFraming {
     match resp.body {
-        // HEAD and 304 answers may describe a body they do not carry.
+        // An empty body, or a HEAD or 304 answer describing a body it does not carry: keep the
+        // declared length. 1xx and 204 never carry Content-Length.
         BodyKind::None => match resp.declared_length {
-            Some(n) if head.method == Method::Head || resp.status == 304 => OutFraming::Length(n),
+            Some(n) if resp.status != 204 && resp.status >= 200 => OutFraming::Length(n),
             _ => OutFraming::None,
         },
         BodyKind::Length(n) => OutFraming::Length(n),
@@ -355,7 +356,7 @@ fn client_framing(resp: &ResponseHead, head: &RequestHead) -> OutFraming {
 
 /// Write `buf` without clearing it; returns it for a possible replay.
 async fn write_keep(
-    stream: &mut monoio::net::TcpStream,
+    stream: &mut crate::stream::Stream,
     buf: Vec<u8>,
     timeout: Duration,
 ) -> (Result<(), RelayError>, Vec<u8>) {

@@ -59,7 +59,7 @@ pub enum RelayError {
 impl Relay {
     pub fn new(body: BodyKind, sink: Sink, limit: u64) -> Relay {
         let source = match body {
-            BodyKind::None => Source::Done,
+            BodyKind::None | BodyKind::Length(0) => Source::Done,
             BodyKind::Length(n) => Source::Length(n),
             BodyKind::Chunked => Source::Chunked(Decoder::new()),
             BodyKind::UntilClose => Source::UntilClose,

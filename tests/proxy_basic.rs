@@ -373,3 +373,29 @@ respond = { status = 200, body = \"hello\", content_type = \"text/plain\" }\n";
     assert_eq!(r.status, 200);
     assert_eq!(c.get("/").status, 200);
 }
+
+#[test]
+fn empty_bodies_keep_content_length_zero() {
+    let origin = Origin::echo();
+    let proxy = Proxy::start(&simple_config(&[origin.addr], ""));
+    let mut c = Client::connect(proxy.addr());
+    let r = c.request("POST /e HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        (r.status, r.header("content-length"), r.framing),
+        (200, Some("0"), "length")
+    );
+    let got = origin.wait_requests(1);
+    assert_eq!(got[0].header("content-length"), Some("0"));
+}
+
+#[test]
+fn default_config_answers_through_routing() {
+    let shipped = std::fs::read_to_string("config/coregate.toml").unwrap();
+    assert!(shipped.contains("listen = \"127.0.0.1:8080\""));
+    let proxy = Proxy::start(&shipped.replace("127.0.0.1:8080", "127.0.0.1:0"));
+    let mut c = Client::connect(proxy.addr());
+    let r = c.get("/");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("coregate"));
+    assert_eq!(c.get("/healthz").text(), "ok\n");
+}

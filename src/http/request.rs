@@ -148,7 +148,6 @@ pub fn parse(
     let conn = header::apply_connection(buf, headers);
     let body = match header::framing(buf, headers) {
         Ok(None) => BodyKind::None,
-        Ok(Some(FramingSeen::Length(0))) => BodyKind::None,
         Ok(Some(FramingSeen::Length(n))) => BodyKind::Length(n),
         Ok(Some(FramingSeen::Chunked)) if version == Version::Http10 => {
             return Err(RequestError::Bad(
@@ -206,6 +205,9 @@ fn version_error(buf: &[u8]) -> RequestError {
     // "HTTP/2.0" or "HTTP/3.0" is a well-formed version we do not speak; anything else is junk.
     let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.split(|&b| b == b' ').count() != 3 {
+        return RequestError::Bad("malformed request line");
+    }
     match line.rsplit(|&b| b == b' ').next() {
         Some(v) if v.len() == 8 && v.starts_with(b"HTTP/") && v[5].is_ascii_digit() => {
             RequestError::VersionNotSupported

@@ -9,6 +9,7 @@ use monoio::net::TcpStream;
 
 use crate::buf::RecvBuf;
 use crate::error::ProxyError;
+use crate::stream::Stream;
 
 /// Initial read buffer of an upstream connection.
 const UPSTREAM_BUF_BYTES: usize = 16 * 1024;
@@ -16,7 +17,7 @@ const UPSTREAM_BUF_BYTES: usize = 16 * 1024;
 /// A connection to one upstream server, with its read buffer.
 #[derive(Debug)]
 pub struct UpstreamConn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub buf: RecvBuf,
     /// Pool (server address) it belongs to.
     pub pool: usize,
@@ -38,7 +39,7 @@ pub async fn connect(
     };
     let _ = stream.set_nodelay(true);
     Ok(UpstreamConn {
-        stream,
+        stream: Stream::from(stream),
         buf: RecvBuf::with_capacity(UPSTREAM_BUF_BYTES),
         pool,
         reused: false,

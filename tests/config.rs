@@ -1,0 +1,306 @@
+//! Config loading: every shipped file is valid, every kind of mistake is an error naming the key
+//! path and the problem, and `coregate check` reports it with exit code 1.
+
+use std::path::Path;
+use std::process::Command;
+
+use coregate::config::{self, defaults as d, LoadError};
+
+fn errors(toml: &str) -> Vec<String> {
+    match config::from_toml(toml, Path::new("test.toml")) {
+        Ok(_) => Vec::new(),
+        Err(LoadError { errors, .. }) => errors
+            .into_iter()
+            .map(|e| format!("{}: {}", e.key, e.problem))
+            .collect(),
+    }
+}
+
+/// Assert that `toml` fails with an error on `key` whose text contains `needle`.
+fn fails(toml: &str, key: &str, needle: &str) {
+    let errs = errors(toml);
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(&format!("{key}: ")) && e.contains(needle)),
+        "expected `{key}: …{needle}…`, got {errs:?}\nfor:\n{toml}"
+    );
+}
+
+const UP: &str =
+    "[[upstream]]\nname = \"app\"\n[[upstream.server]]\naddress = \"127.0.0.1:9000\"\n";
+
+#[test]
+fn shipped_configs_are_valid() {
+    let mut n = 0;
+    for entry in std::fs::read_dir("config").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            if let Err(e) = config::load(&path) {
+                panic!("{e}");
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 1);
+}
+
+#[test]
+fn defaults_apply() {
+    let c = config::from_toml("", Path::new("empty.toml")).unwrap();
+    assert_eq!(c.listeners.len(), 1);
+    assert_eq!(c.listeners[0].addr.to_string(), d::LISTEN);
+    assert_eq!(c.limits.header_bytes_max, 32768);
+    assert_eq!(c.limits.header_count_max, 100);
+    assert_eq!(c.limits.uri_bytes_max, 8192);
+    assert_eq!(c.limits.body_bytes_max, 10485760);
+    assert_eq!(c.timeouts.client_header.as_millis(), 10000);
+    assert_eq!(c.timeouts.upstream_connect.as_millis(), 2000);
+    assert_eq!(c.server.drain_timeout.as_millis(), 10000);
+}
+
+#[test]
+fn syntax_and_unknown_keys() {
+    fails("[server\n", "(file)", "");
+    fails("[server]\nworkerz = 2\n", "server.workerz", "unknown field");
+    fails(
+        &format!("{UP}[[upstream.server]]\nadress = \"x:1\"\n"),
+        "upstream[0].server[1].adress",
+        "unknown field",
+    );
+    fails(
+        "[limits]\nheader_bytes_max = \"big\"\n",
+        "limits.header_bytes_max",
+        "invalid type",
+    );
+    fails(
+        "[server]\ndriver = \"kqueue\"\n",
+        "server.driver",
+        "unknown variant",
+    );
+    fails("[server]\nworkers = \"many\"\n", "server.workers", "auto");
+    fails(
+        &format!("{UP}[[route]]\nupstream = \"app\"\nhots = \"x\"\n"),
+        "route[0].hots",
+        "unknown field",
+    );
+    fails(
+        "[[upstream]]\nname = \"a\"\nbalance = \"random\"\n",
+        "upstream[0].balance",
+        "unknown variant",
+    );
+}
+
+#[test]
+fn line_numbers_are_reported() {
+    let err = config::from_toml("[server]\n\nworkerz = 1\n", Path::new("f.toml")).unwrap_err();
+    assert_eq!(err.errors[0].line, Some(3));
+    assert!(
+        err.to_string().starts_with("f.toml:3: server.workerz: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_values() {
+    fails("[server]\nworkers = 0\n", "server.workers", "at least 1");
+    fails("[server]\nworkers = []\n", "server.workers", "empty");
+    fails("[server]\nworkers = [1, 1]\n", "server.workers", "twice");
+    fails("[log]\nlevel = \"loud\"\n", "log.level", "not one of");
+    fails(
+        "[limits]\nheader_bytes_max = 10\n",
+        "limits.header_bytes_max",
+        "outside",
+    );
+    fails(
+        "[limits]\nheader_count_max = 0\n",
+        "limits.header_count_max",
+        "outside",
+    );
+    fails(
+        "[limits]\nheader_count_max = 5000\n",
+        "limits.header_count_max",
+        "outside",
+    );
+    fails(
+        "[limits]\nuri_bytes_max = 99999\n",
+        "limits.uri_bytes_max",
+        "outside",
+    );
+    fails(
+        "[limits]\nconnections_per_shard_max = 0\n",
+        "limits.connections_per_shard_max",
+        "outside",
+    );
+    fails(
+        "[timeouts]\nclient_header_ms = 0\n",
+        "timeouts.client_header_ms",
+        "outside",
+    );
+    fails(
+        "[timeouts]\nupstream_connect_ms = 999999999999\n",
+        "timeouts.upstream_connect_ms",
+        "outside",
+    );
+    fails(
+        "[timeouts]\nupstream_response_ms = -1\n",
+        "timeouts.upstream_response_ms",
+        "invalid value",
+    );
+}
+
+#[test]
+fn listeners() {
+    fails(
+        "[[listener]]\nlisten = \"localhost\"\n",
+        "listener[0].listen",
+        "not an IP:port",
+    );
+    fails(
+        "[[listener]]\nlisten = \"1.2.3.4:99999\"\n",
+        "listener[0].listen",
+        "not an IP:port",
+    );
+    fails(
+        "[[listener]]\nname = \"x\"\n",
+        "listener[0]",
+        "missing field `listen`",
+    );
+    fails(
+        "[[listener]]\nlisten = \"127.0.0.1:80\"\n[[listener]]\nlisten = \"127.0.0.1:80\"\n",
+        "listener[1].listen",
+        "twice",
+    );
+    fails(
+        "[[listener]]\nname = \"a\"\nlisten = \"127.0.0.1:80\"\n[[listener]]\nname = \"a\"\nlisten = \"127.0.0.1:81\"\n",
+        "listener[1].name",
+        "twice",
+    );
+}
+
+#[test]
+fn upstreams() {
+    fails(
+        "[[upstream]]\nname = \"a\"\n",
+        "upstream[0].server",
+        "at least one",
+    );
+    fails(&format!("{UP}{UP}"), "upstream[1].name", "defined twice");
+    fails(
+        "[[upstream]]\nname = \"\"\n[[upstream.server]]\naddress = \"127.0.0.1:1\"\n",
+        "upstream[0].name",
+        "empty",
+    );
+    fails(
+        "[[upstream]]\nname = \"a\"\n[[upstream.server]]\naddress = \"nope\"\n",
+        "upstream[0].server[0].address",
+        "not host:port",
+    );
+    fails(
+        "[[upstream]]\nname = \"a\"\n[[upstream.server]]\naddress = \"127.0.0.1:0\"\n",
+        "upstream[0].server[0].address",
+        "port 0",
+    );
+    fails(
+        "[[upstream]]\nname = \"a\"\n[[upstream.server]]\naddress = \"no-such-host.invalid:80\"\n",
+        "upstream[0].server[0].address",
+        "cannot resolve",
+    );
+    fails(
+        "[[upstream]]\nname = \"a\"\n[[upstream.server]]\naddress = \"127.0.0.1:1\"\nweight = 0\n",
+        "upstream[0].server[0].weight",
+        "outside",
+    );
+    fails(
+        "[[upstream]]\nname = \"a\"\n[[upstream.server]]\n",
+        "upstream[0].server[0]",
+        "missing field `address`",
+    );
+}
+
+#[test]
+fn routes() {
+    fails(
+        "[[route]]\nupstream = \"ghost\"\n",
+        "route[0].upstream",
+        "not defined",
+    );
+    fails(
+        &format!("{UP}[[route]]\npath_prefix = \"/\"\n"),
+        "route[0]",
+        "exactly one",
+    );
+    fails(
+        &format!("{UP}[[route]]\nupstream = \"app\"\nrespond = {{ status = 200 }}\n"),
+        "route[0]",
+        "exactly one",
+    );
+    fails(
+        &format!("{UP}[[route]]\nupstream = \"app\"\npath_prefix = \"api\"\n"),
+        "route[0].path_prefix",
+        "start with /",
+    );
+    fails(
+        &format!("{UP}[[route]]\nupstream = \"app\"\nhost = \"a b\"\n"),
+        "route[0].host",
+        "not a host",
+    );
+    fails(
+        "[[route]]\nrespond = { status = 99 }\n",
+        "route[0].respond.status",
+        "outside",
+    );
+    fails(
+        "[[route]]\nrespond = { status = 200, content_type = \"a\\nb\" }\n",
+        "route[0].respond.content_type",
+        "printable",
+    );
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let errs = errors("[limits]\nheader_count_max = 0\n[timeouts]\nclient_idle_ms = 0\n[[route]]\nupstream = \"x\"\n");
+    assert_eq!(errs.len(), 3, "{errs:?}");
+}
+
+#[test]
+fn check_command_exit_codes_and_messages() {
+    let bin = env!("CARGO_BIN_EXE_coregate");
+    let dir = std::env::temp_dir().join(format!("coregate-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[route]]\nupstream = \"userz\"\n").unwrap();
+    let out = Command::new(bin)
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml: route[0].upstream: names upstream \"userz\""),
+        "{stderr}"
+    );
+
+    let good = Path::new("config/coregate.toml");
+    let out = Command::new(bin)
+        .args(["check", "--config"])
+        .arg(good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let missing = dir.join("missing.toml");
+    let out = Command::new(bin)
+        .args(["check", "--config"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,111 @@
+//! Process-level behaviour: bounded memory while streaming large bodies, graceful shutdown.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// 10 MiB up and 10 MiB down through the proxy, while its resident memory stays far below the
+/// body size: bodies are streamed through fixed buffers, never held whole.
+#[test]
+fn ten_mib_bodies_stream_with_bounded_memory() {
+    const SIZE: usize = 10 * 1024 * 1024;
+    let origin = Origin::start(|r| {
+        // Answer with a 10 MiB body of our own, after having received 10 MiB.
+        assert_eq!(r.body.len(), SIZE);
+        let mut resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n").into_bytes();
+        resp.extend(std::iter::repeat_n(b'd', SIZE));
+        Reply::Bytes(resp)
+    });
+    let proxy = Proxy::start(&simple_config(
+        &[origin.addr],
+        "[limits]\nbody_bytes_max = 20000000\n",
+    ));
+    let baseline = proxy.peak_rss_kib();
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let sender = {
+        let mut s = s.try_clone().unwrap();
+        std::thread::spawn(move || {
+            s.write_all(
+                format!("POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: {SIZE}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            let chunk = vec![b'u'; 64 * 1024];
+            for _ in 0..SIZE / chunk.len() {
+                s.write_all(&chunk).unwrap();
+            }
+        })
+    };
+    // Read the whole answer: head, then exactly SIZE body bytes.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut body_start = None;
+    while Instant::now() < deadline {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "proxy closed early");
+        got.extend_from_slice(&buf[..n]);
+        if body_start.is_none() {
+            body_start = got.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+        }
+        if let Some(b) = body_start {
+            if got.len() - b >= SIZE {
+                break;
+            }
+        }
+    }
+    sender.join().unwrap();
+    let b = body_start.expect("response head");
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    assert_eq!(got.len() - b, SIZE);
+    assert!(got[b..].iter().all(|&x| x == b'd'));
+    let grown = proxy.peak_rss_kib().saturating_sub(baseline);
+    assert!(
+        grown < 4 * 1024,
+        "proxy memory grew by {grown} KiB while streaming 2 × 10 MiB"
+    );
+    assert_eq!(origin.received()[0].body.len(), SIZE);
+}
+
+#[test]
+fn graceful_shutdown_finishes_the_request_in_flight() {
+    let origin = Origin::start(|_| {
+        Reply::Delayed(Duration::from_millis(700), response(200, &[], b"finished"))
+    });
+    let mut proxy = Proxy::start(&simple_config(
+        &[origin.addr],
+        "[server]\ndrain_timeout_ms = 5000\n",
+    ));
+    let mut c = Client::connect(proxy.addr());
+    c.send(b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n");
+    origin.wait_requests(1);
+    proxy.signal(libc::SIGTERM);
+    let r = c.read_response(false).expect("in-flight request finished");
+    assert_eq!((r.status, r.text().as_str()), (200, "finished"));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(
+        proxy.wait_exit(Duration::from_secs(5)),
+        Some(0),
+        "log:\n{}",
+        proxy.log()
+    );
+    // No longer accepting.
+    assert!(TcpStream::connect(proxy.addr()).is_err());
+}
+
+#[test]
+fn shutdown_with_idle_connections_is_prompt() {
+    let origin = Origin::fixed("a", "ok");
+    let mut proxy = Proxy::start(&simple_config(&[origin.addr], ""));
+    let mut idle = Client::connect(proxy.addr());
+    assert_eq!(idle.get("/").status, 200);
+    let t = Instant::now();
+    proxy.signal(libc::SIGINT);
+    assert_eq!(proxy.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert!(idle.is_closed());
+}
