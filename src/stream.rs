@@ -2,7 +2,6 @@
 //! compiled copy of the connection and relay code serves every transport; transports (TLS)
 //! are variants, dispatched with a match per I/O call.
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 
@@ -31,53 +30,41 @@ impl From<TcpStream> for Stream {
 }
 
 impl AsyncReadRent for Stream {
-    fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                Stream::Tcp(s) => s.read(buf).await,
-            }
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            Stream::Tcp(s) => s.read(buf).await,
         }
     }
 
-    fn readv<T: IoVecBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                Stream::Tcp(s) => s.readv(buf).await,
-            }
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            Stream::Tcp(s) => s.readv(buf).await,
         }
     }
 }
 
 impl AsyncWriteRent for Stream {
-    fn write<T: IoBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                Stream::Tcp(s) => s.write(buf).await,
-            }
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            Stream::Tcp(s) => s.write(buf).await,
         }
     }
 
-    fn writev<T: IoVecBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                Stream::Tcp(s) => s.writev(buf).await,
-            }
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            Stream::Tcp(s) => s.writev(buf).await,
         }
     }
 
-    fn flush(&mut self) -> impl Future<Output = io::Result<()>> {
-        async move {
-            match self {
-                Stream::Tcp(s) => s.flush().await,
-            }
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush().await,
         }
     }
 
-    fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> {
-        async move {
-            match self {
-                Stream::Tcp(s) => s.shutdown().await,
-            }
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown().await,
         }
     }
 }
