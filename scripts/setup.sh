@@ -3,7 +3,7 @@
 # everything is present). Rust itself comes from rustup and is assumed.
 set -euo pipefail
 
-packages=(curl)
+packages=(curl openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -18,6 +18,7 @@ use crate::http::canned::{self, StaticResponse};
 use crate::http::chunked::Decoder;
 use crate::http::request::{self, Method, RequestHead};
 use crate::http::{BodyKind, HeaderSpan};
+use crate::listener::ListenerCtx;
 use crate::relay;
 use crate::router::Action;
 use crate::shard::{Shard, Snapshot};
@@ -29,6 +30,8 @@ const CLIENT_BUF_BYTES: usize = 4096;
 /// Per-connection state, reused across the requests of a keep-alive connection.
 pub struct Conn {
     pub stream: Stream,
+    /// "http" or "https": the listener's scheme, for X-Forwarded-Proto.
+    pub scheme: &'static [u8],
     pub peer: SocketAddr,
     /// The peer IP as text, for X-Forwarded-For; formatted once per connection.
     pub ip_text: Box<[u8]>,
@@ -43,10 +46,28 @@ pub struct Conn {
 
 /// Serve a client until it leaves, errs or the shard drains. A panic here is caught and ends
 /// only this connection, never the shard.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener: Rc<ListenerCtx>) {
     let _open = OpenConnection(shard.clone());
+    let stream = match &listener.tls {
+        None => Stream::from(tcp),
+        Some(acceptor) => {
+            let t = shard.snapshot().config.timeouts.tls_handshake;
+            match timeout(t, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => Stream::tls(tls),
+                Ok(Err(e)) => {
+                    debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(shard = shard.id, %peer, "TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+    };
     let mut conn = Conn {
-        stream: Stream::from(stream),
+        stream,
+        scheme: listener.scheme(),
         peer,
         ip_text: peer.ip().to_string().into_bytes().into_boxed_slice(),
         inbuf: RecvBuf::with_capacity(CLIENT_BUF_BYTES),

@@ -35,4 +35,5 @@ pub mod server;
 pub mod shard;
 pub mod signal;
 pub mod stream;
+pub mod tls;
 pub mod upstream;

@@ -45,8 +45,27 @@ fn socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
     Ok(s)
 }
 
+/// What a connection needs to know about the listener it came from.
+pub struct ListenerCtx {
+    pub name: Rc<str>,
+    /// This shard's TLS acceptor when the listener speaks HTTPS.
+    pub tls: Option<monoio_rustls::TlsAcceptor>,
+}
+
+impl ListenerCtx {
+    /// "https" or "http", for X-Forwarded-Proto.
+    pub fn scheme(&self) -> &'static [u8] {
+        if self.tls.is_some() {
+            b"https"
+        } else {
+            b"http"
+        }
+    }
+}
+
 /// Accept until the shard's stop signal fires.
-pub async fn accept_loop(shard: Rc<Shard>, std: StdListener, name: Rc<str>) {
+pub async fn accept_loop(shard: Rc<Shard>, std: StdListener, ctx: Rc<ListenerCtx>) {
+    let name = ctx.name.clone();
     let listener = match TcpListener::from_std(std) {
         Ok(l) => l,
         Err(e) => {
@@ -67,7 +86,12 @@ pub async fn accept_loop(shard: Rc<Shard>, std: StdListener, name: Rc<str>) {
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
-                monoio::spawn(crate::connection::serve(shard.clone(), stream, peer));
+                monoio::spawn(crate::connection::serve(
+                    shard.clone(),
+                    stream,
+                    peer,
+                    ctx.clone(),
+                ));
             }
             Err(e) => {
                 // EMFILE/ENFILE and friends: back off instead of spinning on the error.

@@ -132,7 +132,7 @@ fn build_request(
     };
     let info = ForwardInfo {
         client_ip: &conn.ip_text,
-        proto: b"http",
+        proto: conn.scheme,
         default_host: server.address.as_bytes(),
     };
     conn.out.clear();

@@ -211,11 +211,19 @@ fn build_runtime(choice: Driver) -> io::Result<(Fusion, &'static str)> {
 async fn shard_main(plan: ShardPlan) {
     let shard = Rc::new(Shard::new(plan.id, plan.config));
     for (name, socket) in plan.listeners {
-        monoio::spawn(crate::listener::accept_loop(
-            shard.clone(),
-            socket,
-            name.into(),
-        ));
+        let tls = shard
+            .snapshot
+            .config
+            .listeners
+            .iter()
+            .find(|l| l.name == name)
+            .and_then(|l| l.tls.as_ref())
+            .map(|t| monoio_rustls::TlsAcceptor::from(t.server_config()));
+        let ctx = Rc::new(crate::listener::ListenerCtx {
+            name: name.into(),
+            tls,
+        });
+        monoio::spawn(crate::listener::accept_loop(shard.clone(), socket, ctx));
     }
     let sweeper = shard.clone();
     monoio::spawn(async move {

@@ -24,6 +24,8 @@ pub const CLIENT_BODY_MS: u64 = 30_000;
 pub const CLIENT_IDLE_MS: u64 = 60_000;
 /// Longest pause between two writes to a client that does not read (nginx send_timeout).
 pub const CLIENT_SEND_MS: u64 = 60_000;
+/// A client's TLS handshake, from accept.
+pub const TLS_HANDSHAKE_MS: u64 = 10_000;
 /// TCP connect to an upstream server.
 pub const UPSTREAM_CONNECT_MS: u64 = 2_000;
 /// Wait for the response head, and the longest pause between two reads of its body.

@@ -152,6 +152,7 @@ pub struct TimeoutsFile {
     pub client_body_ms: u64,
     pub client_idle_ms: u64,
     pub client_send_ms: u64,
+    pub tls_handshake_ms: u64,
     pub upstream_connect_ms: u64,
     pub upstream_response_ms: u64,
     pub upstream_idle_ms: u64,
@@ -164,6 +165,7 @@ impl Default for TimeoutsFile {
             client_body_ms: d::CLIENT_BODY_MS,
             client_idle_ms: d::CLIENT_IDLE_MS,
             client_send_ms: d::CLIENT_SEND_MS,
+            tls_handshake_ms: d::TLS_HANDSHAKE_MS,
             upstream_connect_ms: d::UPSTREAM_CONNECT_MS,
             upstream_response_ms: d::UPSTREAM_RESPONSE_MS,
             upstream_idle_ms: d::UPSTREAM_IDLE_MS,
@@ -177,6 +179,28 @@ pub struct ListenerFile {
     pub name: Option<String>,
     /// Required: "IP:port".
     pub listen: String,
+    /// HTTPS on this listener.
+    pub tls: Option<TlsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// PEM certificate chain (leaf first) used when no SNI entry matches.
+    pub cert: String,
+    /// PEM private key of `cert`.
+    pub key: String,
+    /// Certificates chosen by the client's SNI.
+    #[serde(default)]
+    pub sni: Vec<SniFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SniFile {
+    pub server_name: String,
+    pub cert: String,
+    pub key: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -59,6 +59,7 @@ pub struct Timeouts {
     pub client_body: Duration,
     pub client_idle: Duration,
     pub client_send: Duration,
+    pub tls_handshake: Duration,
     pub upstream_connect: Duration,
     pub upstream_response: Duration,
     pub upstream_idle: Duration,
@@ -68,6 +69,8 @@ pub struct Timeouts {
 pub struct Listener {
     pub name: String,
     pub addr: SocketAddr,
+    /// Certificates when the listener speaks HTTPS.
+    pub tls: Option<crate::tls::TlsSettings>,
 }
 
 /// Index of an upstream cluster in `Config::upstreams`.
@@ -177,6 +180,17 @@ fn toml_error(text: &str, key: &str, e: &toml::de::Error) -> ConfigError {
         problem: e.message().trim().to_string(),
         line,
     }
+}
+
+/// A path from the config file, relative to the file's directory unless absolute.
+pub fn relative_to(config_file: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    config_file
+        .parent()
+        .map_or_else(|| p.to_path_buf(), |dir| dir.join(p))
 }
 
 impl Config {

@@ -18,7 +18,7 @@ pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigE
     let limits = limits(&file.limits, &mut errs);
     let timeouts = timeouts(&file.timeouts, &mut errs);
     let log = log(&file.log, &mut errs);
-    let listeners = listeners(&file.listeners, &mut errs);
+    let listeners = listeners(&file.listeners, path, &mut errs);
     let (upstreams, pool_count) = upstreams(&file.upstreams, &mut errs);
     let router = routes(&file.routes, &upstreams, &mut errs);
     if !errs.is_empty() {
@@ -146,18 +146,20 @@ fn timeouts(f: &TimeoutsFile, errs: &mut Vec<ConfigError>) -> Timeouts {
         client_body: ms("client_body_ms", f.client_body_ms),
         client_idle: ms("client_idle_ms", f.client_idle_ms),
         client_send: ms("client_send_ms", f.client_send_ms),
+        tls_handshake: ms("tls_handshake_ms", f.tls_handshake_ms),
         upstream_connect: ms("upstream_connect_ms", f.upstream_connect_ms),
         upstream_response: ms("upstream_response_ms", f.upstream_response_ms),
         upstream_idle: ms("upstream_idle_ms", f.upstream_idle_ms),
     }
 }
 
-fn listeners(files: &[ListenerFile], errs: &mut Vec<ConfigError>) -> Vec<Listener> {
+fn listeners(files: &[ListenerFile], path: &Path, errs: &mut Vec<ConfigError>) -> Vec<Listener> {
     if files.is_empty() {
         let addr = d::LISTEN.parse().expect("default listen address parses");
         return vec![Listener {
             name: "default".into(),
             addr,
+            tls: None,
         }];
     }
     let mut out: Vec<Listener> = Vec::new();
@@ -183,9 +185,49 @@ fn listeners(files: &[ListenerFile], errs: &mut Vec<ConfigError>) -> Vec<Listene
                 format!("\"{name}\" is used twice"),
             ));
         }
-        out.push(Listener { name, addr });
+        let tls = l
+            .tls
+            .as_ref()
+            .and_then(|t| tls(t, &format!("listener[{i}].tls"), path, errs));
+        out.push(Listener { name, addr, tls });
     }
     out
+}
+
+/// Load a listener's certificates now, so that a bad file fails `coregate check`.
+fn tls(
+    t: &TlsFile,
+    key: &str,
+    path: &Path,
+    errs: &mut Vec<ConfigError>,
+) -> Option<crate::tls::TlsSettings> {
+    let load = |cert: &str, pkey: &str, at: &str, errs: &mut Vec<ConfigError>| {
+        crate::tls::load_certified_key(&relative_to(path, cert), &relative_to(path, pkey))
+            .map_err(|e| errs.push(ConfigError::new(at, e)))
+            .ok()
+    };
+    let default = load(&t.cert, &t.key, key, errs);
+    let mut sni = Vec::new();
+    for (j, s) in t.sni.iter().enumerate() {
+        let at = format!("{key}.sni[{j}]");
+        if HostMatch::parse(&s.server_name).is_none_or(|m| !matches!(m, HostMatch::Exact(_))) {
+            errs.push(ConfigError::new(
+                format!("{at}.server_name"),
+                format!("\"{}\" is not a host name", s.server_name),
+            ));
+            continue;
+        }
+        if let Some(k) = load(&s.cert, &s.key, &at, errs) {
+            sni.push((s.server_name.clone(), k));
+        }
+    }
+    match crate::tls::TlsSettings::new(default?, sni) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errs.push(ConfigError::new(key, e));
+            None
+        }
+    }
 }
 
 fn upstreams(files: &[UpstreamFile], errs: &mut Vec<ConfigError>) -> (Vec<Upstream>, usize) {

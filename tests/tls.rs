@@ -1,0 +1,221 @@
+//! TLS termination with real clients (openssl s_client, curl): SNI certificate choice, ALPN,
+//! TLS 1.2 and 1.3, resumption, forwarding with X-Forwarded-Proto https, bad certificate files.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use support::*;
+
+fn tls_config(certs: &Certs, origin: &Origin) -> String {
+    format!(
+        "[[listener]]\nname = \"https\"\nlisten = \"127.0.0.1:0\"\n[listener.tls]\ncert = \"{}\"\nkey = \"{}\"\n\
+[[listener.tls.sni]]\nserver_name = \"api.test\"\ncert = \"{}\"\nkey = \"{}\"\n\
+[[upstream]]\nname = \"app\"\n[[upstream.server]]\naddress = \"{}\"\n[[route]]\nupstream = \"app\"\n",
+        certs.cert("localhost").display(),
+        certs.key("localhost").display(),
+        certs.cert("api.test").display(),
+        certs.key("api.test").display(),
+        origin.addr
+    )
+}
+
+#[test]
+fn https_is_terminated_and_forwarded() {
+    let certs = Certs::generate(&["localhost", "api.test"]);
+    let origin = Origin::echo();
+    let proxy = Proxy::start(&tls_config(&certs, &origin));
+    let port = proxy.addr().port();
+    let ca = certs.ca();
+    let resolve = format!("api.test:{port}:127.0.0.1");
+    let url = format!("https://api.test:{port}/hello?x=1");
+    let (code, out) = curl(&[
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        "-d",
+        "payload",
+        &url,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "payload");
+    let got = origin.wait_requests(1);
+    assert_eq!(got[0].target, "/hello?x=1");
+    assert_eq!(got[0].header("x-forwarded-proto"), Some("https"));
+    assert_eq!(got[0].header("host"), Some(&*format!("api.test:{port}")));
+    // Keep-alive over TLS: several requests on one connection reach the origin on one connection.
+    let (code, out) = curl(&[
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        &url,
+        &url,
+        &url,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(origin.request_count(), 4);
+}
+
+#[test]
+fn sni_chooses_the_certificate_with_a_default() {
+    let certs = Certs::generate(&["localhost", "api.test"]);
+    let origin = Origin::echo();
+    let proxy = Proxy::start(&tls_config(&certs, &origin));
+    let subject = |args: &[&str]| {
+        let out = s_client(proxy.addr(), args, b"");
+        out.lines()
+            .find(|l| l.starts_with("subject="))
+            .unwrap_or_else(|| panic!("no certificate: {out}"))
+            .to_string()
+    };
+    assert!(subject(&["-servername", "api.test"]).ends_with("CN = api.test"));
+    assert!(subject(&["-servername", "API.TEST"]).ends_with("CN = api.test"));
+    assert!(subject(&["-servername", "other.test"]).ends_with("CN = localhost"));
+    assert!(subject(&["-noservername"]).ends_with("CN = localhost"));
+}
+
+#[test]
+fn alpn_versions_and_resumption() {
+    let certs = Certs::generate(&["localhost"]);
+    let origin = Origin::echo();
+    let toml = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\n[listener.tls]\ncert = \"{}\"\nkey = \"{}\"\n\
+[[upstream]]\nname = \"app\"\n[[upstream.server]]\naddress = \"{}\"\n[[route]]\nupstream = \"app\"\n",
+        certs.cert("localhost").display(),
+        certs.key("localhost").display(),
+        origin.addr
+    );
+    let proxy = Proxy::start(&toml);
+    let out = s_client(proxy.addr(), &["-alpn", "h2,http/1.1"], b"");
+    assert!(out.contains("ALPN protocol: http/1.1"), "{out}");
+    let out = s_client(proxy.addr(), &["-tls1_3"], b"");
+    assert!(out.contains("New, TLSv1.3"), "{out}");
+    let out = s_client(proxy.addr(), &["-tls1_2"], b"");
+    assert!(out.contains("New, TLSv1.2"), "{out}");
+    // A proxied answer over TLS 1.2 through s_client.
+    let out = s_client(
+        proxy.addr(),
+        &["-tls1_2", "-quiet", "-ign_eof"],
+        b"GET /over-tls HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert!(out.contains("HTTP/1.1 200"), "{out}");
+    // Resumption by session ticket (TLS 1.2: the ticket arrives within the handshake).
+    let sess = certs.dir.join("session.pem");
+    let sess = sess.to_str().unwrap();
+    let first = s_client(proxy.addr(), &["-tls1_2", "-sess_out", sess], b"");
+    assert!(first.contains("New, TLSv1.2"), "{first}");
+    let second = s_client(proxy.addr(), &["-tls1_2", "-sess_in", sess], b"");
+    assert!(second.contains("Reused, TLSv1.2"), "not resumed: {second}");
+}
+
+#[test]
+fn plain_http_to_a_tls_port_is_closed_and_the_shard_keeps_serving() {
+    let certs = Certs::generate(&["localhost", "api.test"]);
+    let origin = Origin::echo();
+    let proxy = Proxy::start(&tls_config(&certs, &origin));
+    let answer = send_raw(proxy.addr(), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(!String::from_utf8_lossy(&answer).contains("HTTP/1.1 200"));
+    let ca = certs.ca();
+    let url = format!("https://localhost:{}/", proxy.addr().port());
+    let (code, out) = curl(&["--cacert", ca.to_str().unwrap(), &url]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(origin.request_count(), 1);
+}
+
+#[test]
+fn bad_certificate_files_fail_check() {
+    let certs = Certs::generate(&["localhost", "other"]);
+    let garbage = certs.dir.join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let check = |cert: &Path, key: &Path| {
+        let toml = format!(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\n[listener.tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            cert.display(),
+            key.display()
+        );
+        let path = write_temp_config(&toml);
+        let out = Command::new(env!("CARGO_BIN_EXE_coregate"))
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let missing = certs.dir.join("missing.pem");
+    let (code, err) = check(&missing, &certs.key("localhost"));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("listener[0].tls: cannot read") && err.contains("missing.pem"),
+        "{err}"
+    );
+    let (code, err) = check(&garbage, &certs.key("localhost"));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no certificate"), "{err}");
+    let (code, err) = check(&certs.cert("localhost"), &garbage);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no usable private key"), "{err}");
+    let (code, err) = check(&certs.cert("localhost"), &certs.key("other"));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("does not match"), "{err}");
+    let (code, err) = check(&certs.cert("localhost"), &certs.key("localhost"));
+    assert_eq!(code, Some(0), "{err}");
+}
+
+/// A rustls client over a std socket, trusting `ca`.
+fn tls_client(
+    addr: std::net::SocketAddr,
+    ca: &Path,
+    name: &str,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(cfg),
+        ServerName::try_from(name.to_string()).unwrap(),
+    )
+    .unwrap();
+    let sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(DEADLINE)).unwrap();
+    rustls::StreamOwned::new(conn, sock)
+}
+
+#[test]
+fn slow_tls_client_times_out_cleanly() {
+    use std::io::{Read, Write};
+    let certs = Certs::generate(&["localhost", "api.test"]);
+    let origin = Origin::echo();
+    let toml = tls_config(&certs, &origin) + "[timeouts]\nclient_header_ms = 300\n";
+    let proxy = Proxy::start(&toml);
+    let mut slow = tls_client(proxy.addr(), &certs.ca(), "localhost");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: local").unwrap();
+    // The head never completes: the proxy gives up and closes (after a cancelled TLS read it
+    // cannot write a 408 safely, so it just closes).
+    let mut rest = Vec::new();
+    let t = std::time::Instant::now();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    // Others are served; the shard did not panic.
+    let mut ok = tls_client(proxy.addr(), &certs.ca(), "localhost");
+    ok.write_all(b"GET /fine HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = ok.read_to_end(&mut answer);
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(!proxy.log().contains("panicked"), "{}", proxy.log());
+}
