@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""coregate vs nginx vs HAProxy, same machine, same run, interleaved.
+
+Starts two nginx origins (100 B and 16 KiB `return 200`), puts each proxy in front of them
+with comparable settings (upstream keep-alive, no access log, same worker count), drives each
+with wrk on loopback and prints a markdown table: requests/s, p50/p99 latency, CPU µs per
+request of the proxy's whole process tree (utime+stime from /proc over the run ÷ requests),
+and upstream connections opened during the run (from the origins' stub_status).
+
+Modes: pinned (each proxy 1 worker on CPU 0; wrk and origins on CPU 1) and shared
+(2 workers, nothing pinned). Figures are the median of --runs runs.
+
+Usage: scripts/compare.sh [--duration 10] [--runs 3] [--modes pinned,shared]
+                          [--scenarios ka100,ka16k,close100,tls100] [--proxies coregate,nginx,haproxy]
+"""
+
+import argparse
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+ORIGIN_SMALL, ORIGIN_BIG, ORIGIN_STATUS = 19101, 19102, 19103
+PROXY_PORT, PROXY_TLS_PORT = 19180, 19443
+CERT = os.path.join(ROOT, "config/certs/localhost.pem")
+KEY = os.path.join(ROOT, "config/certs/localhost.key")
+
+SCENARIOS = {
+    "ka100": ("100 B keep-alive", "http", "/small", []),
+    "ka16k": ("16 KiB keep-alive", "http", "/big", []),
+    "close100": ("100 B connection close", "http", "/small", ["-H", "Connection: close"]),
+    "tls100": ("100 B TLS keep-alive", "https", "/small", []),
+}
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=isinstance(cmd, str), check=True, **kw)
+
+
+def taskset(cpus):
+    return ["taskset", "-c", cpus] if cpus else []
+
+
+def wait_http(url, timeout=10.0):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            import ssl
+
+            ctx = ssl._create_unverified_context()
+            urllib.request.urlopen(url, timeout=1, context=ctx).read()
+            return
+        except Exception as e:
+            last = e
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer: {last!r}")
+
+
+def tree_pids(pid):
+    """pid and all its descendants."""
+    out = [pid]
+    try:
+        children = subprocess.run(
+            ["pgrep", "-P", str(pid)], capture_output=True, text=True
+        ).stdout.split()
+    except FileNotFoundError:
+        children = []
+    for c in children:
+        out.extend(tree_pids(int(c)))
+    return out
+
+
+def cpu_seconds(pid):
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (after the comm field)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total / CLK_TCK
+
+
+def origin_accepts():
+    text = urllib.request.urlopen(f"http://127.0.0.1:{ORIGIN_STATUS}/status", timeout=2).read().decode()
+    # "Active connections: N \nserver accepts handled requests\n A H R \n..."
+    return int(text.splitlines()[2].split()[0])
+
+
+class Proc:
+    def __init__(self, argv, cpus=None, log=None):
+        self.log = log
+        self.p = subprocess.Popen(
+            taskset(cpus) + argv,
+            stdout=subprocess.DEVNULL,
+            stderr=open(log, "ab") if log else subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def stop(self):
+        try:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            self.p.wait(timeout=10)
+        except Exception:
+            try:
+                os.killpg(self.p.pid, signal.SIGKILL)
+            except Exception:
+                pass
+
+
+def nginx_conf(work, name, body, workers=1):
+    return f"""
+daemon off;
+master_process on;
+worker_processes {workers};
+pid {work}/{name}.pid;
+error_log {work}/{name}.err;
+events {{ worker_connections 16384; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  {body}
+}}
+"""
+
+
+def start_origins(work, cpus):
+    # nginx caps `return` text at 4 KiB: the 16 KiB body is a static file (sendfile).
+    os.makedirs(os.path.join(work, "www"), exist_ok=True)
+    with open(os.path.join(work, "www", "big.txt"), "w") as f:
+        f.write("y" * 16384)
+    small = "x" * 100
+    conf = nginx_conf(work, "origin", f"""
+  server {{ listen 127.0.0.1:{ORIGIN_SMALL} reuseport backlog=4096; location / {{ return 200 "{small}"; }} }}
+  server {{ listen 127.0.0.1:{ORIGIN_BIG} reuseport backlog=4096;
+           location / {{ root {work}/www; try_files /big.txt =404; etag off; }} }}
+  server {{ listen 127.0.0.1:{ORIGIN_STATUS}; location /status {{ stub_status; }} }}
+""")
+    path = os.path.join(work, "origin.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    p = Proc(["nginx", "-c", path], cpus)
+    wait_http(f"http://127.0.0.1:{ORIGIN_SMALL}/")
+    return p
+
+
+def coregate_cmd(work, workers):
+    conf = f"""
+[server]
+workers = {workers}
+[log]
+level = "error"
+[[listener]]
+listen = "127.0.0.1:{PROXY_PORT}"
+[[listener]]
+listen = "127.0.0.1:{PROXY_TLS_PORT}"
+[listener.tls]
+cert = "{CERT}"
+key = "{KEY}"
+[[upstream]]
+name = "small"
+[[upstream.server]]
+address = "127.0.0.1:{ORIGIN_SMALL}"
+[[upstream]]
+name = "big"
+[[upstream.server]]
+address = "127.0.0.1:{ORIGIN_BIG}"
+[[route]]
+path_prefix = "/big"
+upstream = "big"
+[[route]]
+upstream = "small"
+"""
+    path = os.path.join(work, "coregate.toml")
+    with open(path, "w") as f:
+        f.write(conf)
+    return [os.path.join(ROOT, "target/release/coregate"), "--config", path]
+
+
+def nginx_proxy_cmd(work, workers):
+    conf = nginx_conf(work, "proxy", f"""
+  upstream small {{ server 127.0.0.1:{ORIGIN_SMALL}; keepalive 128; }}
+  upstream big {{ server 127.0.0.1:{ORIGIN_BIG}; keepalive 128; }}
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  proxy_buffering on;
+  server {{
+    listen 127.0.0.1:{PROXY_PORT} reuseport backlog=4096;
+    listen 127.0.0.1:{PROXY_TLS_PORT} ssl reuseport backlog=4096;
+    ssl_certificate {CERT};
+    ssl_certificate_key {KEY};
+    location /big {{ proxy_pass http://big; }}
+    location / {{ proxy_pass http://small; }}
+  }}
+""", workers)
+    path = os.path.join(work, "proxy-nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return ["nginx", "-c", path]
+
+
+def haproxy_cmd(work, workers):
+    pem = os.path.join(work, "haproxy.pem")
+    with open(pem, "w") as f:
+        f.write(open(CERT).read() + open(KEY).read())
+    conf = f"""
+global
+  nbthread {workers}
+  maxconn 8000
+  tune.ssl.default-dh-param 2048
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:{PROXY_PORT}
+  bind 127.0.0.1:{PROXY_TLS_PORT} ssl crt {pem} alpn http/1.1
+  acl big path_beg /big
+  use_backend big if big
+  default_backend small
+backend small
+  server s1 127.0.0.1:{ORIGIN_SMALL}
+backend big
+  server b1 127.0.0.1:{ORIGIN_BIG}
+"""
+    path = os.path.join(work, "haproxy.cfg")
+    with open(path, "w") as f:
+        f.write(conf)
+    return ["haproxy", "-f", path]
+
+
+PROXIES = {"coregate": coregate_cmd, "nginx": nginx_proxy_cmd, "haproxy": haproxy_cmd}
+
+
+def parse_wrk(out):
+    def lat(pct):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        v, unit = float(m.group(1)), m.group(2)
+        return v * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
+    return {"reqs": reqs, "rps": rps, "p50": lat(50), "p99": lat(99), "errors": errors}
+
+
+def one_run(name, mode, scenario, work, args):
+    workers = 1 if mode == "pinned" else 2
+    proxy_cpus = "0" if mode == "pinned" else None
+    load_cpus = "1" if mode == "pinned" else None
+    proxy = Proc(PROXIES[name](work, workers), proxy_cpus, os.path.join(work, f"{name}.log"))
+    try:
+        _, scheme, path, extra = SCENARIOS[scenario]
+        port = PROXY_TLS_PORT if scheme == "https" else PROXY_PORT
+        url = f"{scheme}://127.0.0.1:{port}{path}"
+        try:
+            wait_http(url)
+        except RuntimeError:
+            log = open(proxy.log, errors="replace").read()[-2000:] if proxy.log else ""
+            raise RuntimeError(f"{name} did not answer {url}; its log:\n{log}")
+        # Warm-up (pools, TLS sessions, caches), not measured.
+        sh(taskset(load_cpus) + ["wrk", "-t1", f"-c{args.connections}", "-d2s", *extra, url],
+           capture_output=True)
+        accepts0, cpu0 = origin_accepts(), cpu_seconds(proxy.pid)
+        out = subprocess.run(
+            taskset(load_cpus) + ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s",
+                                  "--latency", *extra, url],
+            capture_output=True, text=True, check=True).stdout
+        cpu1, accepts1 = cpu_seconds(proxy.pid), origin_accepts()
+        r = parse_wrk(out)
+        r["cpu_us"] = (cpu1 - cpu0) * 1e6 / max(r["reqs"], 1)
+        r["upstream_conns"] = accepts1 - accepts0 - 1  # minus our own stub_status request
+        return r
+    finally:
+        proxy.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--modes", default="pinned,shared")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--proxies", default=",".join(PROXIES))
+    args = ap.parse_args()
+    modes, scenarios, proxies = args.modes.split(","), args.scenarios.split(","), args.proxies.split(",")
+
+    sh(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="coregate-compare-") as work:
+        os.chmod(work, 0o755)  # nginx workers run unprivileged and read the 16 KiB body here
+        for mode in modes:
+            origin = start_origins(work, "1" if mode == "pinned" else None)
+            try:
+                for scenario in scenarios:
+                    for run in range(args.runs):
+                        for name in proxies:  # interleaved: one run of each, then the next
+                            r = one_run(name, mode, scenario, work, args)
+                            results.setdefault((mode, scenario, name), []).append(r)
+                            print(f"# {mode} {scenario} {name} run {run + 1}: "
+                                  f"{r['rps']:.0f} req/s, {r['cpu_us']:.1f} µs/req, "
+                                  f"p99 {r['p99']:.2f} ms, errors {r['errors']}",
+                                  file=sys.stderr, flush=True)
+            finally:
+                origin.stop()
+
+    med = lambda rs, k: statistics.median(x[k] for x in rs)
+    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+                         capture_output=True, text=True).stdout.strip()
+    print(f"\nMachine: {os.cpu_count()} vCPU ({cpu}), kernel {os.uname().release}. "
+          f"wrk -t1 -c{args.connections} -d{args.duration}s, median of {args.runs} interleaved runs.\n")
+    for mode in modes:
+        print(f"**{mode}** ({'1 worker on CPU 0; wrk and origins on CPU 1' if mode == 'pinned' else '2 workers, nothing pinned'})\n")
+        print("| scenario | proxy | req/s | p50 ms | p99 ms | CPU µs/req | µs/req ÷ best peer | upstream conns | errors |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for scenario in scenarios:
+            peers = [med(results[(mode, scenario, p)], "cpu_us") for p in proxies
+                     if p != "coregate" and (mode, scenario, p) in results]
+            best = min(peers) if peers else float("nan")
+            for name in proxies:
+                rs = results[(mode, scenario, name)]
+                c = med(rs, "cpu_us")
+                print(f"| {SCENARIOS[scenario][0]} | {name} | {med(rs, 'rps'):.0f} | {med(rs, 'p50'):.2f} | "
+                      f"{med(rs, 'p99'):.2f} | {c:.1f} | {c / best:.2f} | {med(rs, 'upstream_conns'):.0f} | "
+                      f"{sum(x['errors'] for x in rs)} |")
+        print()
+
+
+if __name__ == "__main__":
+    main()
