@@ -176,7 +176,10 @@ impl Conn {
         };
         match &route.action {
             Action::Respond(resp) => self.respond(head, resp, cfg, shard).await,
-            Action::Proxy(id) => crate::proxy::forward(self, shard, snap, head, *id).await,
+            Action::Proxy(id) => {
+                let retry_unsafe = route.retry_non_idempotent;
+                crate::proxy::forward(self, shard, snap, head, *id, retry_unsafe).await
+            }
         }
     }
 

@@ -8,8 +8,12 @@
 //!   connection keep-alive loop: read head → http::request::parse → router::route
 //!              → Respond (static) | proxy::forward; the only writer to the client
 //!   proxy      balancer::pick → upstream::pool checkout | connect → http::write head
-//!              → relay body → http::response::parse → write head → relay body → pool checkin
+//!              → relay body → http::response::parse → write head → relay body → pool checkin;
+//!              on a connect failure or an unanswered request: pick another server (retries,
+//!              retry budget: upstream::retry)
 //!   error      ProxyError → status and connection fate, in one place
+//!   health     control thread (own runtime): active probes, node-wide ejections; tells every
+//!              shard by shard::Control message. upstream::dns re-resolves hostnames off-shard
 //! ```
 //!
 //! # Glossary
@@ -26,6 +30,7 @@ pub mod buf;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod listener;
 pub mod proxy;

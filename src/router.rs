@@ -21,6 +21,8 @@ pub struct Route {
     pub host: HostMatch,
     pub path_prefix: String,
     pub action: Action,
+    /// Retries on another server allowed for non-idempotent methods too.
+    pub retry_non_idempotent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +135,7 @@ mod tests {
             host: host.map_or(HostMatch::Any, |h| HostMatch::parse(h).unwrap()),
             path_prefix: prefix.into(),
             action: Action::Proxy(0),
+            retry_non_idempotent: false,
         }
     }
 

@@ -9,7 +9,11 @@ use thiserror::Error;
 use tracing::info;
 
 use crate::config::{Config, Workers};
+use crate::health;
 use crate::shard::{self, Control, ShardPlan};
+
+/// Control messages queued for one shard (health transitions, address changes, shutdown).
+const CONTROL_QUEUE_MAX: usize = 4096;
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -43,6 +47,9 @@ struct BoundListener {
 pub struct Handle {
     controls: Vec<flume::Sender<Control>>,
     threads: Vec<JoinHandle<()>>,
+    /// Dropped to stop the control and DNS threads.
+    side_stop: Option<flume::Sender<()>>,
+    side_threads: Vec<JoinHandle<()>>,
 }
 
 impl Server {
@@ -87,7 +94,11 @@ impl Server {
         let mut handle = Handle {
             controls: Vec::new(),
             threads: Vec::new(),
+            side_stop: None,
+            side_threads: Vec::new(),
         };
+        let side = health::needed(&self.config)
+            .then(|| flume::bounded::<health::Report>(health::REPORT_QUEUE_MAX));
         for (id, core) in self.cores.iter().enumerate() {
             let listeners = self
                 .listeners
@@ -99,7 +110,7 @@ impl Server {
                     )
                 })
                 .collect();
-            let (tx, rx) = flume::unbounded();
+            let (tx, rx) = flume::bounded(CONTROL_QUEUE_MAX);
             let plan = ShardPlan {
                 id,
                 core: *core,
@@ -107,16 +118,45 @@ impl Server {
                 config: self.config.clone(),
                 listeners,
                 control: rx,
+                reports: side.as_ref().map(|(tx, _)| tx.clone()),
             };
             handle.controls.push(tx);
             handle
                 .threads
                 .push(shard::spawn(plan).map_err(StartError::Thread)?);
         }
+        if let Some((reports_tx, reports_rx)) = side {
+            self.start_side_threads(&mut handle, reports_tx, reports_rx)?;
+        }
         for l in &self.listeners {
             info!(listener = %l.name, addr = %l.addr, shards = self.cores.len(), "listening");
         }
         Ok(handle)
+    }
+
+    /// The control thread (health probes, ejections) and, for hostnames, the DNS thread.
+    fn start_side_threads(
+        &self,
+        handle: &mut Handle,
+        reports_tx: flume::Sender<health::Report>,
+        reports_rx: flume::Receiver<health::Report>,
+    ) -> Result<(), StartError> {
+        let (stop_tx, stop_rx) = flume::bounded(1);
+        handle.side_stop = Some(stop_tx);
+        let plan = health::Plan {
+            config: self.config.clone(),
+            driver: self.config.server.driver,
+            shards: handle.controls.clone(),
+            reports: reports_rx,
+            stop: stop_rx.clone(),
+        };
+        handle
+            .side_threads
+            .push(health::spawn(plan).map_err(StartError::Thread)?);
+        let dns = crate::upstream::dns::spawn(&self.config.pools, reports_tx, stop_rx)
+            .map_err(StartError::Thread)?;
+        handle.side_threads.extend(dns);
+        Ok(())
     }
 }
 
@@ -128,9 +168,10 @@ impl Handle {
         }
     }
 
-    /// Wait for every shard to finish.
-    pub fn join(self) {
-        for t in self.threads {
+    /// Wait for every shard to finish; stop the control and DNS threads.
+    pub fn join(mut self) {
+        drop(self.side_stop.take());
+        for t in self.threads.into_iter().chain(self.side_threads) {
             let _ = t.join();
         }
     }

@@ -5,7 +5,7 @@
 
 use std::cell::Cell;
 use std::io;
-use std::net::TcpListener as StdListener;
+use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,7 +16,8 @@ use monoio::{FusionRuntime, IoUringDriver, LegacyDriver, RuntimeBuilder};
 use tracing::{info, warn};
 
 use crate::balancer::Balancer;
-use crate::config::{Config, Driver};
+use crate::config::{Config, Driver, UpstreamId};
+use crate::health::Report;
 use crate::signal::Signal;
 use crate::upstream::pool::Pools;
 
@@ -28,10 +29,26 @@ const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Messages to a shard.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Control {
     /// Stop accepting, finish in-flight requests (up to the drain timeout), then exit.
     Shutdown,
+    /// The active check's verdict on a server changed.
+    Health {
+        upstream: UpstreamId,
+        server: usize,
+        up: bool,
+    },
+    /// Passive health: the server is ejected until then, node-wide.
+    Eject {
+        upstream: UpstreamId,
+        server: usize,
+        until: Instant,
+    },
+    /// The ejection ends early: the active check saw the server healthy.
+    Release { upstream: UpstreamId, server: usize },
+    /// A hostname's address changed (`Config::pools` index).
+    Resolved { pool: usize, addr: SocketAddr },
 }
 
 /// The config as one shard uses it: the shared read-only part plus this shard's state built
@@ -67,11 +84,13 @@ pub struct Shard {
     draining: Cell<bool>,
     /// Fired at shutdown to stop the accept loops.
     pub stop: Signal,
+    /// To the control thread: passive-health findings. `None` when no control thread runs.
+    reports: Option<flume::Sender<Report>>,
 }
 
 impl Shard {
-    pub fn new(id: usize, config: Arc<Config>) -> Shard {
-        let pools = Pools::new(config.pool_count);
+    pub fn new(id: usize, config: Arc<Config>, reports: Option<flume::Sender<Report>>) -> Shard {
+        let pools = Pools::new(&config.pools);
         Shard {
             id,
             snapshot: Rc::new(Snapshot::new(config, id)),
@@ -80,6 +99,57 @@ impl Shard {
             active: Cell::new(0),
             draining: Cell::new(false),
             stop: Signal::default(),
+            reports,
+        }
+    }
+
+    /// Apply a health or address update from the control thread. Indices that do not fit the
+    /// current config are ignored.
+    pub fn apply(&self, msg: Control) {
+        let now = Instant::now();
+        let server = |upstream: UpstreamId, server: usize| {
+            self.snapshot
+                .balancers
+                .get(upstream)
+                .and_then(|b| b.server(server))
+        };
+        match msg {
+            Control::Shutdown => {}
+            Control::Health {
+                upstream,
+                server: i,
+                up,
+            } => {
+                if let Some(s) = server(upstream, i) {
+                    s.set_up(up, now);
+                }
+            }
+            Control::Eject {
+                upstream,
+                server: i,
+                until,
+            } => {
+                if let Some(s) = server(upstream, i) {
+                    s.eject(until);
+                }
+            }
+            Control::Release {
+                upstream,
+                server: i,
+            } => {
+                if let Some(s) = server(upstream, i) {
+                    s.release(now);
+                }
+            }
+            Control::Resolved { pool, addr } => self.pools.set_addr(pool, addr),
+        }
+    }
+
+    /// Tell the control thread that this shard ejected a server (it decides the node-wide
+    /// ejection). A full queue drops the report: this shard has ejected it already.
+    pub fn report(&self, report: Report) {
+        if let Some(tx) = &self.reports {
+            let _ = tx.try_send(report);
         }
     }
 
@@ -126,6 +196,8 @@ pub struct ShardPlan {
     /// (listener name, this shard's socket) for every listener.
     pub listeners: Vec<(String, StdListener)>,
     pub control: flume::Receiver<Control>,
+    /// To the control thread, when one runs.
+    pub reports: Option<flume::Sender<Report>>,
 }
 
 pub fn spawn(plan: ShardPlan) -> io::Result<JoinHandle<()>> {
@@ -134,7 +206,7 @@ pub fn spawn(plan: ShardPlan) -> io::Result<JoinHandle<()>> {
         .spawn(move || run(plan))
 }
 
-type Fusion = FusionRuntime<TimeDriver<IoUringDriver>, TimeDriver<LegacyDriver>>;
+pub(crate) type Fusion = FusionRuntime<TimeDriver<IoUringDriver>, TimeDriver<LegacyDriver>>;
 
 fn run(plan: ShardPlan) {
     let pinned = plan.core.map(core_affinity::set_for_current);
@@ -162,7 +234,7 @@ fn run(plan: ShardPlan) {
 
 /// Build the shard's runtime: io_uring with the cheapest setup flags measured here
 /// (research/stack.md), io_uring without them on kernels that refuse them, else epoll.
-fn build_runtime(choice: Driver) -> io::Result<(Fusion, &'static str)> {
+pub(crate) fn build_runtime(choice: Driver) -> io::Result<(Fusion, &'static str)> {
     let legacy = || -> io::Result<(Fusion, &'static str)> {
         let rt = RuntimeBuilder::<LegacyDriver>::new()
             .enable_timer()
@@ -209,7 +281,7 @@ fn build_runtime(choice: Driver) -> io::Result<(Fusion, &'static str)> {
 }
 
 async fn shard_main(plan: ShardPlan) {
-    let shard = Rc::new(Shard::new(plan.id, plan.config));
+    let shard = Rc::new(Shard::new(plan.id, plan.config, plan.reports));
     for (name, socket) in plan.listeners {
         let tls = shard
             .snapshot
@@ -233,10 +305,15 @@ async fn shard_main(plan: ShardPlan) {
             sweeper.pools.sweep(idle);
         }
     });
-    // Wait for a control message. A closed channel (the main thread is gone) means shut down.
-    match plan.control.recv_async().await {
-        Ok(Control::Shutdown) | Err(_) => drain(&shard).await,
+    // Apply control messages until shutdown. A closed channel (the main thread is gone) means
+    // shut down too.
+    loop {
+        match plan.control.recv_async().await {
+            Ok(Control::Shutdown) | Err(_) => break,
+            Ok(msg) => shard.apply(msg),
+        }
     }
+    drain(&shard).await;
 }
 
 async fn drain(shard: &Shard) {

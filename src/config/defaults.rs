@@ -37,6 +37,34 @@ pub const UPSTREAM_IDLE_MS: u64 = 60_000;
 pub const IDLE_PER_SERVER_MAX: usize = 64;
 /// Weight of an upstream server.
 pub const SERVER_WEIGHT: u32 = 1;
+/// Key of `balance = "hash"` (as HAProxy's `balance source`).
+pub const HASH_KEY: &str = "client_ip";
+/// Further servers tried after a connect failure or a reset before any response byte
+/// (nginx's proxy_next_upstream_tries is unlimited; Envoy's num_retries is 1).
+pub const RETRIES: u32 = 1;
+/// Retries as a share of requests (Envoy's and Finagle's retry budgets default to 20%).
+pub const RETRY_BUDGET_PERCENT: u32 = 20;
+/// Retries per second always allowed per shard (Linkerd and Finagle: 10), so that a quiet
+/// cluster can still retry.
+pub const RETRY_BUDGET_MIN_PER_S: u32 = 10;
+/// Decay of the p2c_ewma latency average (Linkerd and Finagle use 10 s).
+pub const EWMA_DECAY_MS: u64 = 10_000;
+/// Re-resolution of servers given by hostname (HAProxy's `hold valid` is 10 s; 30 s is gentler
+/// on resolvers).
+pub const RESOLVE_INTERVAL_MS: u64 = 30_000;
+
+/// Active checks (Envoy's and HAProxy's usual settings: 2 s, 1 s timeout, rise 2, fall 3).
+pub const HEALTH_PATH: &str = "/healthz";
+pub const HEALTH_INTERVAL_MS: u64 = 2_000;
+pub const HEALTH_TIMEOUT_MS: u64 = 1_000;
+pub const HEALTH_EXPECT_STATUS: &str = "200-399";
+pub const HEALTHY_THRESHOLD: u32 = 2;
+pub const UNHEALTHY_THRESHOLD: u32 = 3;
+
+/// Passive checks (Envoy's outlier detection: 5 consecutive errors, 30 s base, 300 s max).
+pub const OUTLIER_CONSECUTIVE_FAILURES: u32 = 5;
+pub const OUTLIER_BASE_EJECTION_MS: u64 = 30_000;
+pub const OUTLIER_MAX_EJECTION_MS: u64 = 300_000;
 
 /// Default listener when a file names none.
 pub const LISTEN: &str = "127.0.0.1:8080";
@@ -48,4 +76,15 @@ pub const HEADER_BYTES_LIMIT: usize = 1024 * 1024;
 /// httparse parses into a stack array of this many entries (no allocation, no zeroing).
 pub const HEADER_COUNT_LIMIT: usize = 1024;
 pub const WEIGHT_MAX: u32 = 10_000;
+/// Servers per upstream: balancer scans stay short and per-shard state small.
+pub const SERVERS_PER_UPSTREAM_MAX: usize = 1024;
+/// Retries per request (the attempt loop keeps the tried servers in a fixed array).
+pub const RETRIES_MAX: u32 = 10;
+/// Consistent-hash ring points per unit of weight (ketama's 160), and per ring at most.
+pub const HASH_POINTS_PER_WEIGHT: usize = 160;
+pub const HASH_POINTS_MAX: usize = 1 << 18;
+/// Active-check and outlier thresholds.
+pub const THRESHOLD_MAX: u32 = 1000;
+/// Shortest probe interval (a probe storm is a self-inflicted outage).
+pub const HEALTH_INTERVAL_MS_MIN: u64 = 10;
 pub const IDLE_PER_SERVER_LIMIT: usize = 100_000;

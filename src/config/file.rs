@@ -6,6 +6,9 @@ use serde::Deserialize;
 use std::fmt;
 
 use super::defaults as d;
+pub use super::upstream_file::{
+    BalanceFile, HealthFile, OutlierFile, ServerEntryFile, UpstreamFile,
+};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -205,43 +208,6 @@ pub struct SniFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UpstreamFile {
-    /// Required and unique; routes name it.
-    pub name: String,
-    #[serde(default)]
-    pub balance: BalanceFile,
-    #[serde(default = "idle_per_server_max")]
-    pub idle_per_server_max: usize,
-    #[serde(default, rename = "server")]
-    pub servers: Vec<ServerEntryFile>,
-}
-
-fn idle_per_server_max() -> usize {
-    d::IDLE_PER_SERVER_MAX
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BalanceFile {
-    #[default]
-    RoundRobin,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerEntryFile {
-    /// Required: "host:port"; a hostname is resolved when the file is loaded.
-    pub address: String,
-    #[serde(default = "server_weight")]
-    pub weight: u32,
-}
-
-fn server_weight() -> u32 {
-    d::SERVER_WEIGHT
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RouteFile {
     pub name: Option<String>,
     /// "api.example.com" or "*.example.com"; absent matches every host.
@@ -251,6 +217,10 @@ pub struct RouteFile {
     /// Exactly one of `upstream` and `respond`.
     pub upstream: Option<String>,
     pub respond: Option<RespondFile>,
+    /// Retry non-idempotent methods (POST, PATCH…) on another server after a reset before
+    /// any response byte, as idempotent ones are.
+    #[serde(default)]
+    pub retry_non_idempotent: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,6 +4,8 @@
 
 pub mod defaults;
 pub mod file;
+pub mod upstream;
+mod upstream_file;
 mod validate;
 
 use std::fmt;
@@ -12,6 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use file::{DriverFile as Driver, LogFormat, Workers};
+pub use upstream::{
+    Balance, HashKey, HealthCheck, Outlier, PoolAddress, RetryBudget, Upstream, UpstreamId,
+    UpstreamServer,
+};
 
 use crate::router::Router;
 
@@ -28,6 +34,8 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     /// Number of distinct upstream server addresses; each shard keeps one idle pool per address.
     pub pool_count: usize,
+    /// The distinct server addresses as written, indexed by `UpstreamServer::pool`.
+    pub pools: Vec<PoolAddress>,
     pub router: Router,
 }
 
@@ -71,32 +79,6 @@ pub struct Listener {
     pub addr: SocketAddr,
     /// Certificates when the listener speaks HTTPS.
     pub tls: Option<crate::tls::TlsSettings>,
-}
-
-/// Index of an upstream cluster in `Config::upstreams`.
-pub type UpstreamId = usize;
-
-#[derive(Debug)]
-pub struct Upstream {
-    pub name: String,
-    pub balance: Balance,
-    pub idle_per_server_max: usize,
-    pub servers: Vec<UpstreamServer>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Balance {
-    RoundRobin,
-}
-
-#[derive(Debug, Clone)]
-pub struct UpstreamServer {
-    /// As written in the file (used in logs, never sent to clients).
-    pub address: String,
-    pub addr: SocketAddr,
-    pub weight: u32,
-    /// Index of this address's idle-connection pool on each shard.
-    pub pool: usize,
 }
 
 /// One problem in a file: the key path (`upstream[0].server[1].address`) and what is wrong.

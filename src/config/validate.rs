@@ -1,8 +1,7 @@
 //! `FileConfig` → `Config`: every check and every build step, collecting all problems at once so
 //! that one `coregate check` run lists everything wrong with a file.
 
-use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigE
     let timeouts = timeouts(&file.timeouts, &mut errs);
     let log = log(&file.log, &mut errs);
     let listeners = listeners(&file.listeners, path, &mut errs);
-    let (upstreams, pool_count) = upstreams(&file.upstreams, &mut errs);
+    let (upstreams, pools) = super::upstream::build(&file.upstreams, &mut errs);
     let router = routes(&file.routes, &upstreams, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
@@ -32,7 +31,8 @@ pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigE
         timeouts,
         listeners,
         upstreams,
-        pool_count,
+        pool_count: pools.len(),
+        pools,
         router,
     })
 }
@@ -230,98 +230,6 @@ fn tls(
     }
 }
 
-fn upstreams(files: &[UpstreamFile], errs: &mut Vec<ConfigError>) -> (Vec<Upstream>, usize) {
-    let mut pools: HashMap<SocketAddr, usize> = HashMap::new();
-    let mut out: Vec<Upstream> = Vec::new();
-    for (i, u) in files.iter().enumerate() {
-        if u.name.is_empty() {
-            errs.push(ConfigError::new(format!("upstream[{i}].name"), "is empty"));
-        } else if out.iter().any(|o| o.name == u.name) {
-            errs.push(ConfigError::new(
-                format!("upstream[{i}].name"),
-                format!("\"{}\" is defined twice", u.name),
-            ));
-        }
-        if u.servers.is_empty() {
-            errs.push(ConfigError::new(
-                format!("upstream[{i}].server"),
-                "an upstream needs at least one [[upstream.server]]",
-            ));
-        }
-        if u.idle_per_server_max > d::IDLE_PER_SERVER_LIMIT {
-            errs.push(ConfigError::new(
-                format!("upstream[{i}].idle_per_server_max"),
-                format!("is above {}", d::IDLE_PER_SERVER_LIMIT),
-            ));
-        }
-        let mut servers = Vec::new();
-        for (j, s) in u.servers.iter().enumerate() {
-            let key = format!("upstream[{i}].server[{j}]");
-            if s.weight == 0 || s.weight > d::WEIGHT_MAX {
-                errs.push(ConfigError::new(
-                    format!("{key}.weight"),
-                    format!("{} is outside 1..={}", s.weight, d::WEIGHT_MAX),
-                ));
-            }
-            let Some(addr) = resolve(&s.address, &format!("{key}.address"), errs) else {
-                continue;
-            };
-            let next = pools.len();
-            let pool = *pools.entry(addr).or_insert(next);
-            servers.push(UpstreamServer {
-                address: s.address.clone(),
-                addr,
-                weight: s.weight,
-                pool,
-            });
-        }
-        out.push(Upstream {
-            name: u.name.clone(),
-            balance: match u.balance {
-                BalanceFile::RoundRobin => Balance::RoundRobin,
-            },
-            idle_per_server_max: u.idle_per_server_max,
-            servers,
-        });
-    }
-    (out, pools.len())
-}
-
-/// "IP:port" or "host:port"; a hostname is resolved now (at load), never on a shard.
-fn resolve(address: &str, key: &str, errs: &mut Vec<ConfigError>) -> Option<SocketAddr> {
-    if let Ok(a) = address.parse::<SocketAddr>() {
-        if a.port() == 0 {
-            errs.push(ConfigError::new(key, "port 0 is not a server port"));
-            return None;
-        }
-        return Some(a);
-    }
-    let Some((host, port)) = address.rsplit_once(':') else {
-        errs.push(ConfigError::new(
-            key,
-            format!("\"{address}\" is not host:port"),
-        ));
-        return None;
-    };
-    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
-        errs.push(ConfigError::new(
-            key,
-            format!("\"{address}\" is not host:port"),
-        ));
-        return None;
-    }
-    match address.to_socket_addrs().map(|mut it| it.next()) {
-        Ok(Some(a)) => Some(a),
-        Ok(None) | Err(_) => {
-            errs.push(ConfigError::new(
-                key,
-                format!("cannot resolve \"{address}\""),
-            ));
-            None
-        }
-    }
-}
-
 fn routes(files: &[RouteFile], upstreams: &[Upstream], errs: &mut Vec<ConfigError>) -> Router {
     let mut out = Vec::new();
     for (i, r) in files.iter().enumerate() {
@@ -375,6 +283,7 @@ fn routes(files: &[RouteFile], upstreams: &[Upstream], errs: &mut Vec<ConfigErro
             host,
             path_prefix,
             action,
+            retry_non_idempotent: r.retry_non_idempotent,
         });
     }
     Router::new(out)

@@ -68,7 +68,9 @@ pub fn request_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Client response head. `close`: this is the last response on the connection.
+/// Client response head. `close`: this is the last response on the connection. `extra`:
+/// field lines coregate adds (each ending in CRLF, e.g. a sticky-session `Set-Cookie`).
+#[allow(clippy::too_many_arguments)]
 pub fn response_head(
     out: &mut Vec<u8>,
     buf: &[u8],
@@ -77,6 +79,7 @@ pub fn response_head(
     framing: OutFraming,
     close: bool,
     client_version: Version,
+    extra: &[u8],
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(itoa::Buffer::new().format(head.status).as_bytes());
@@ -97,6 +100,7 @@ pub fn response_head(
         }
     }
     via(out, buf, headers, head.version);
+    out.extend_from_slice(extra);
     framing_field(out, framing);
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
@@ -218,10 +222,11 @@ Server: s\r\nTransfer-Encoding: chunked\r\n\r\n";
             OutFraming::Chunked,
             true,
             Version::Http11,
+            b"Set-Cookie: cg=1\r\n",
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "HTTP/1.1 200 OK\r\nServer: s\r\nVia: 1.1 coregate\r\n\
+            "HTTP/1.1 200 OK\r\nServer: s\r\nVia: 1.1 coregate\r\nSet-Cookie: cg=1\r\n\
 Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         );
     }

@@ -1,6 +1,9 @@
-//! Upstream side: connections to servers and the per-shard pools of idle ones.
+//! Upstream side: connections to servers, the per-shard pools of idle ones, the retry rules
+//! of the attempt loop, and the re-resolution of servers given by hostname.
 
+pub mod dns;
 pub mod pool;
+pub mod retry;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,6 +24,8 @@ pub struct UpstreamConn {
     pub buf: RecvBuf,
     /// Pool (server address) it belongs to.
     pub pool: usize,
+    /// The IP it is connected to.
+    pub addr: SocketAddr,
     /// Came from the idle pool: it may have been closed by the server meanwhile.
     pub reused: bool,
     pub idle_since: std::time::Instant,
@@ -42,6 +47,7 @@ pub async fn connect(
         stream: Stream::from(stream),
         buf: RecvBuf::with_capacity(UPSTREAM_BUF_BYTES),
         pool,
+        addr,
         reused: false,
         idle_since: std::time::Instant::now(),
     })

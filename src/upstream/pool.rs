@@ -1,21 +1,45 @@
-//! Idle keep-alive connections of one shard, per upstream server address. LIFO, so the warmest
-//! connection is reused first and the coldest ages out; bounded per server; never shared.
+//! Idle keep-alive connections of one shard, per upstream server address, and the current IP
+//! of each address (a hostname's changes arrive by message). LIFO, so the warmest connection is
+//! reused first and the coldest ages out; bounded per server; never shared.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::UpstreamConn;
+use crate::config::PoolAddress;
 
 #[derive(Debug, Default)]
 pub struct Pools {
     /// Indexed by `UpstreamServer::pool`.
     idle: RefCell<Vec<Vec<UpstreamConn>>>,
+    /// Where each pool's address points now.
+    addrs: Box<[Cell<SocketAddr>]>,
 }
 
 impl Pools {
-    pub fn new(count: usize) -> Pools {
+    pub fn new(addresses: &[PoolAddress]) -> Pools {
         Pools {
-            idle: RefCell::new((0..count).map(|_| Vec::new()).collect()),
+            idle: RefCell::new(addresses.iter().map(|_| Vec::new()).collect()),
+            addrs: addresses.iter().map(|a| Cell::new(a.addr)).collect(),
+        }
+    }
+
+    /// The address to connect to for `pool`.
+    pub fn addr(&self, pool: usize) -> Option<SocketAddr> {
+        self.addrs.get(pool).map(Cell::get)
+    }
+
+    /// `pool`'s hostname now resolves to `addr`: idle connections to the old address close.
+    pub fn set_addr(&self, pool: usize, addr: SocketAddr) {
+        let Some(cell) = self.addrs.get(pool) else {
+            return;
+        };
+        if cell.get() != addr {
+            cell.set(addr);
+            if let Some(list) = self.idle.borrow_mut().get_mut(pool) {
+                list.clear();
+            }
         }
     }
 
@@ -40,6 +64,9 @@ impl Pools {
             conn.buf.is_empty(),
             "only a connection with nothing unread is reusable"
         );
+        if self.addr(conn.pool) != Some(conn.addr) {
+            return; // connected before the address changed
+        }
         let mut idle = self.idle.borrow_mut();
         let Some(list) = idle.get_mut(conn.pool) else {
             return;

@@ -1,0 +1,504 @@
+//! Built upstream clusters: `UpstreamFile` → `Upstream`, every check naming its key path
+//! (`upstream[0].health.healthy_threshold`), hostnames resolved once here (never on a shard),
+//! the consistent-hash ring and the sticky-cookie tokens computed once.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use super::defaults as d;
+use super::upstream_file::*;
+use super::ConfigError;
+use crate::balancer::hash::{self, Ring};
+
+/// Index of an upstream cluster in `Config::upstreams`.
+pub type UpstreamId = usize;
+
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: String,
+    pub balance: Balance,
+    pub hash_key: HashKey,
+    pub idle_per_server_max: usize,
+    pub servers: Vec<UpstreamServer>,
+    pub retries: u32,
+    pub retry_budget: RetryBudget,
+    /// Cookie name for session persistence.
+    pub sticky_cookie: Option<String>,
+    pub slow_start: Duration,
+    pub fail_open: bool,
+    pub ewma_decay: Duration,
+    pub health: Option<HealthCheck>,
+    pub outlier: Option<Outlier>,
+    /// The consistent-hash ring, for `Balance::Hash`.
+    pub ring: Option<Ring>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    Weighted,
+    LeastConn,
+    P2cEwma,
+    Hash,
+}
+
+/// What `balance = "hash"` hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    ClientIp,
+    /// Lower-case field name.
+    Header(String),
+    Cookie(String),
+    Path,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryBudget {
+    pub percent: u32,
+    pub min_per_s: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub expect_status: RangeInclusive<u16>,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Outlier {
+    pub consecutive_failures: u32,
+    pub base_ejection: Duration,
+    pub max_ejection: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamServer {
+    /// As written in the file (used in logs, never sent to clients).
+    pub address: String,
+    /// Address at load; a hostname's current address is in the shard's pools.
+    pub addr: SocketAddr,
+    pub weight: u32,
+    /// Index of this address's idle-connection pool on each shard (`Config::pools`).
+    pub pool: usize,
+    /// Opaque sticky-cookie value naming this server (a hash of cluster and address).
+    pub sticky_token: String,
+    /// The pre-rendered `Set-Cookie` field line; empty without `sticky_cookie`.
+    pub set_cookie: Box<[u8]>,
+}
+
+/// One distinct server address as written: its pool index, its address at load, and whether
+/// it is a hostname to re-resolve.
+#[derive(Debug, Clone)]
+pub struct PoolAddress {
+    pub address: String,
+    pub addr: SocketAddr,
+    /// Given as a hostname (re-resolved), not an IP.
+    pub hostname: bool,
+    /// Re-resolve period (the shortest of the clusters naming it); `None`: an IP, or never.
+    pub resolve_interval: Option<Duration>,
+}
+
+pub(super) fn build(
+    files: &[UpstreamFile],
+    errs: &mut Vec<ConfigError>,
+) -> (Vec<Upstream>, Vec<PoolAddress>) {
+    let mut pools: Vec<PoolAddress> = Vec::new();
+    let mut by_address: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<Upstream> = Vec::new();
+    for (i, u) in files.iter().enumerate() {
+        let key = |k: &str| format!("upstream[{i}].{k}");
+        if u.name.is_empty() {
+            errs.push(ConfigError::new(key("name"), "is empty"));
+        } else if out.iter().any(|o| o.name == u.name) {
+            errs.push(ConfigError::new(
+                key("name"),
+                format!("\"{}\" is defined twice", u.name),
+            ));
+        }
+        let resolve_interval =
+            (u.resolve_interval_ms > 0).then(|| Duration::from_millis(u.resolve_interval_ms));
+        let servers = servers(u, i, resolve_interval, &mut pools, &mut by_address, errs);
+        let balance = balance(u.balance);
+        let ring = (balance == Balance::Hash && !servers.is_empty())
+            .then(|| ring(&servers, &key("server"), errs))
+            .flatten();
+        out.push(Upstream {
+            name: u.name.clone(),
+            balance,
+            hash_key: hash_key(&u.hash_key, &key("hash_key"), errs),
+            idle_per_server_max: u.idle_per_server_max,
+            servers,
+            retries: u.retries,
+            retry_budget: RetryBudget {
+                percent: u.retry_budget_percent,
+                min_per_s: u.retry_budget_min_per_s,
+            },
+            sticky_cookie: u.sticky_cookie.clone(),
+            slow_start: Duration::from_millis(u.slow_start_ms),
+            fail_open: u.fail_open,
+            ewma_decay: Duration::from_millis(u.ewma_decay_ms),
+            health: u.health.as_ref().and_then(|h| health(h, i, errs)),
+            outlier: u.outlier.as_ref().and_then(|o| outlier(o, i, errs)),
+            ring,
+        });
+        scalars(u, i, errs);
+    }
+    (out, pools)
+}
+
+fn balance(b: BalanceFile) -> Balance {
+    match b {
+        BalanceFile::RoundRobin => Balance::RoundRobin,
+        BalanceFile::Weighted => Balance::Weighted,
+        BalanceFile::LeastConn => Balance::LeastConn,
+        BalanceFile::P2cEwma => Balance::P2cEwma,
+        BalanceFile::Hash => Balance::Hash,
+    }
+}
+
+/// Range checks of the plain numeric and name keys.
+fn scalars(u: &UpstreamFile, i: usize, errs: &mut Vec<ConfigError>) {
+    let mut range = |k: &str, v: u64, min: u64, max: u64| {
+        if v < min || v > max {
+            errs.push(ConfigError::new(
+                format!("upstream[{i}].{k}"),
+                format!("{v} is outside {min}..={max}"),
+            ));
+        }
+    };
+    range(
+        "idle_per_server_max",
+        u.idle_per_server_max as u64,
+        0,
+        d::IDLE_PER_SERVER_LIMIT as u64,
+    );
+    range("retries", u.retries.into(), 0, d::RETRIES_MAX.into());
+    range(
+        "retry_budget_percent",
+        u.retry_budget_percent.into(),
+        0,
+        100,
+    );
+    range(
+        "retry_budget_min_per_s",
+        u.retry_budget_min_per_s.into(),
+        0,
+        100_000,
+    );
+    range("slow_start_ms", u.slow_start_ms, 0, d::TIMEOUT_MS_MAX);
+    range("ewma_decay_ms", u.ewma_decay_ms, 1, d::TIMEOUT_MS_MAX);
+    range(
+        "resolve_interval_ms",
+        u.resolve_interval_ms,
+        0,
+        d::TIMEOUT_MS_MAX,
+    );
+    if let Some(name) = &u.sticky_cookie {
+        if !is_token(name) {
+            errs.push(ConfigError::new(
+                format!("upstream[{i}].sticky_cookie"),
+                format!("\"{name}\" is not a cookie name (letters, digits and !#$%&'*+-.^_`|~)"),
+            ));
+        }
+    }
+}
+
+fn servers(
+    u: &UpstreamFile,
+    i: usize,
+    resolve_interval: Option<Duration>,
+    pools: &mut Vec<PoolAddress>,
+    by_address: &mut HashMap<String, usize>,
+    errs: &mut Vec<ConfigError>,
+) -> Vec<UpstreamServer> {
+    if u.servers.is_empty() {
+        errs.push(ConfigError::new(
+            format!("upstream[{i}].server"),
+            "an upstream needs at least one [[upstream.server]]",
+        ));
+    } else if u.servers.len() > d::SERVERS_PER_UPSTREAM_MAX {
+        errs.push(ConfigError::new(
+            format!("upstream[{i}].server"),
+            format!("more than {} servers", d::SERVERS_PER_UPSTREAM_MAX),
+        ));
+    }
+    let mut out: Vec<UpstreamServer> = Vec::new();
+    for (j, s) in u.servers.iter().enumerate() {
+        let key = format!("upstream[{i}].server[{j}]");
+        if s.weight == 0 || s.weight > d::WEIGHT_MAX {
+            errs.push(ConfigError::new(
+                format!("{key}.weight"),
+                format!("{} is outside 1..={}", s.weight, d::WEIGHT_MAX),
+            ));
+        }
+        if out.iter().any(|o| o.address == s.address) {
+            errs.push(ConfigError::new(
+                format!("{key}.address"),
+                format!("\"{}\" is listed twice in this upstream", s.address),
+            ));
+            continue;
+        }
+        let pool = match by_address.get(&s.address) {
+            Some(&p) => {
+                let known = &mut pools[p];
+                if known.hostname {
+                    known.resolve_interval = match (known.resolve_interval, resolve_interval) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                p
+            }
+            None => {
+                let Some((addr, hostname)) = resolve(&s.address, &format!("{key}.address"), errs)
+                else {
+                    continue;
+                };
+                pools.push(PoolAddress {
+                    address: s.address.clone(),
+                    addr,
+                    hostname,
+                    resolve_interval: resolve_interval.filter(|_| hostname),
+                });
+                by_address.insert(s.address.clone(), pools.len() - 1);
+                pools.len() - 1
+            }
+        };
+        let token = hash::sticky_token(&u.name, &s.address);
+        let set_cookie = u.sticky_cookie.as_ref().map_or_else(Vec::new, |name| {
+            format!("Set-Cookie: {name}={token}; Path=/; HttpOnly\r\n").into_bytes()
+        });
+        out.push(UpstreamServer {
+            address: s.address.clone(),
+            addr: pools[pool].addr,
+            weight: s.weight,
+            pool,
+            sticky_token: token,
+            set_cookie: set_cookie.into_boxed_slice(),
+        });
+    }
+    out
+}
+
+/// "IP:port" or "host:port"; a hostname is resolved now (at load), never on a shard. Returns
+/// the address and whether it was a hostname.
+fn resolve(address: &str, key: &str, errs: &mut Vec<ConfigError>) -> Option<(SocketAddr, bool)> {
+    if let Ok(a) = address.parse::<SocketAddr>() {
+        if a.port() == 0 {
+            errs.push(ConfigError::new(key, "port 0 is not a server port"));
+            return None;
+        }
+        return Some((a, false));
+    }
+    let not_host_port = || ConfigError::new(key, format!("\"{address}\" is not host:port"));
+    let Some((host, port)) = address.rsplit_once(':') else {
+        errs.push(not_host_port());
+        return None;
+    };
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        errs.push(not_host_port());
+        return None;
+    }
+    match address.to_socket_addrs().map(|mut it| it.next()) {
+        Ok(Some(a)) => Some((a, true)),
+        Ok(None) | Err(_) => {
+            errs.push(ConfigError::new(
+                key,
+                format!("cannot resolve \"{address}\""),
+            ));
+            None
+        }
+    }
+}
+
+fn ring(servers: &[UpstreamServer], key: &str, errs: &mut Vec<ConfigError>) -> Option<Ring> {
+    let points: usize = servers
+        .iter()
+        .map(|s| s.weight as usize * d::HASH_POINTS_PER_WEIGHT)
+        .sum();
+    if points > d::HASH_POINTS_MAX {
+        errs.push(ConfigError::new(
+            key,
+            format!(
+                "the hash ring would need {points} points ({} per unit of weight), more than {}; \
+                 lower the weights",
+                d::HASH_POINTS_PER_WEIGHT,
+                d::HASH_POINTS_MAX
+            ),
+        ));
+        return None;
+    }
+    let members: Vec<(&str, u32)> = servers
+        .iter()
+        .map(|s| (s.address.as_str(), s.weight))
+        .collect();
+    Some(Ring::new(&members, d::HASH_POINTS_PER_WEIGHT))
+}
+
+fn hash_key(s: &str, key: &str, errs: &mut Vec<ConfigError>) -> HashKey {
+    let parsed = match s {
+        "client_ip" => Some(HashKey::ClientIp),
+        "path" => Some(HashKey::Path),
+        _ => match s.split_once(':') {
+            Some(("header", name)) if is_token(name) => {
+                Some(HashKey::Header(name.to_ascii_lowercase()))
+            }
+            Some(("cookie", name)) if is_token(name) => Some(HashKey::Cookie(name.to_string())),
+            _ => None,
+        },
+    };
+    parsed.unwrap_or_else(|| {
+        errs.push(ConfigError::new(
+            key,
+            format!("\"{s}\" is not one of client_ip, header:NAME, cookie:NAME, path"),
+        ));
+        HashKey::ClientIp
+    })
+}
+
+fn health(h: &HealthFile, i: usize, errs: &mut Vec<ConfigError>) -> Option<HealthCheck> {
+    let key = |k: &str| format!("upstream[{i}].health.{k}");
+    let before = errs.len();
+    if !h.path.starts_with('/') || h.path.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+        errs.push(ConfigError::new(
+            key("path"),
+            format!(
+                "\"{}\" must start with / and hold no spaces or controls",
+                h.path
+            ),
+        ));
+    }
+    let ms = |k: &str, v: u64, min: u64, errs: &mut Vec<ConfigError>| {
+        if v < min || v > d::TIMEOUT_MS_MAX {
+            errs.push(ConfigError::new(
+                key(k),
+                format!("{v} ms is outside {min}..={} ms", d::TIMEOUT_MS_MAX),
+            ));
+        }
+        Duration::from_millis(v)
+    };
+    let interval = ms(
+        "interval_ms",
+        h.interval_ms,
+        d::HEALTH_INTERVAL_MS_MIN,
+        errs,
+    );
+    let timeout = ms("timeout_ms", h.timeout_ms, 1, errs);
+    threshold(&key("healthy_threshold"), h.healthy_threshold, errs);
+    threshold(&key("unhealthy_threshold"), h.unhealthy_threshold, errs);
+    let expect_status = status_range(&h.expect_status).unwrap_or_else(|| {
+        errs.push(ConfigError::new(
+            key("expect_status"),
+            format!(
+                "\"{}\" is not a status or a range like \"200-399\" within 100..=599",
+                h.expect_status
+            ),
+        ));
+        200..=399
+    });
+    (errs.len() == before).then(|| HealthCheck {
+        path: h.path.clone(),
+        interval,
+        timeout,
+        expect_status,
+        healthy_threshold: h.healthy_threshold,
+        unhealthy_threshold: h.unhealthy_threshold,
+    })
+}
+
+fn outlier(o: &OutlierFile, i: usize, errs: &mut Vec<ConfigError>) -> Option<Outlier> {
+    let key = |k: &str| format!("upstream[{i}].outlier.{k}");
+    let before = errs.len();
+    threshold(&key("consecutive_failures"), o.consecutive_failures, errs);
+    if o.base_ejection_ms == 0 || o.base_ejection_ms > d::TIMEOUT_MS_MAX {
+        errs.push(ConfigError::new(
+            key("base_ejection_ms"),
+            format!(
+                "{} ms is outside 1..={} ms",
+                o.base_ejection_ms,
+                d::TIMEOUT_MS_MAX
+            ),
+        ));
+    }
+    if o.max_ejection_ms < o.base_ejection_ms || o.max_ejection_ms > d::TIMEOUT_MS_MAX {
+        errs.push(ConfigError::new(
+            key("max_ejection_ms"),
+            format!(
+                "{} ms is outside base_ejection_ms..={} ms",
+                o.max_ejection_ms,
+                d::TIMEOUT_MS_MAX
+            ),
+        ));
+    }
+    (errs.len() == before).then(|| Outlier {
+        consecutive_failures: o.consecutive_failures,
+        base_ejection: Duration::from_millis(o.base_ejection_ms),
+        max_ejection: Duration::from_millis(o.max_ejection_ms),
+    })
+}
+
+fn threshold(key: &str, v: u32, errs: &mut Vec<ConfigError>) {
+    if v == 0 || v > d::THRESHOLD_MAX {
+        errs.push(ConfigError::new(
+            key,
+            format!("{v} is outside 1..={}", d::THRESHOLD_MAX),
+        ));
+    }
+}
+
+/// "200-399" → 200..=399; "204" → 204..=204.
+fn status_range(s: &str) -> Option<RangeInclusive<u16>> {
+    let (lo, hi) = s.split_once('-').unwrap_or((s, s));
+    let (lo, hi) = (
+        lo.trim().parse::<u16>().ok()?,
+        hi.trim().parse::<u16>().ok()?,
+    );
+    (100 <= lo && lo <= hi && hi <= 599).then_some(lo..=hi)
+}
+
+/// An HTTP token (RFC 9110 §5.6.2): field and cookie names.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_ranges() {
+        assert_eq!(status_range("200-399"), Some(200..=399));
+        assert_eq!(status_range("204"), Some(204..=204));
+        assert_eq!(status_range("399-200"), None);
+        assert_eq!(status_range("99-200"), None);
+        assert_eq!(status_range("2xx"), None);
+        assert_eq!(status_range(""), None);
+    }
+
+    #[test]
+    fn hash_keys() {
+        let mut errs = Vec::new();
+        assert_eq!(hash_key("client_ip", "k", &mut errs), HashKey::ClientIp);
+        assert_eq!(
+            hash_key("header:X-User", "k", &mut errs),
+            HashKey::Header("x-user".into())
+        );
+        assert_eq!(
+            hash_key("cookie:sid", "k", &mut errs),
+            HashKey::Cookie("sid".into())
+        );
+        assert!(errs.is_empty());
+        hash_key("header:", "k", &mut errs);
+        hash_key("query:x", "k", &mut errs);
+        hash_key("cookie:a b", "k", &mut errs);
+        assert_eq!(errs.len(), 3);
+    }
+}

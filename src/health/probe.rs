@@ -1,0 +1,65 @@
+//! One active health probe: connect, `GET path` with `Connection: close`, read the status line,
+//! all within the check's timeout. Runs on the control thread, never on a shard.
+
+use std::net::SocketAddr;
+
+use monoio::io::AsyncWriteRentExt;
+use monoio::net::TcpStream;
+
+use crate::buf::RecvBuf;
+use crate::config::HealthCheck;
+
+/// Largest probe response head read.
+const HEAD_BYTES_MAX: usize = 8 * 1024;
+/// Fields parsed in a probe response head.
+const FIELDS_MAX: usize = 64;
+
+/// The probe request for `check` to a server known as `address` (sent as Host).
+pub fn request(check: &HealthCheck, address: &str) -> Vec<u8> {
+    format!(
+        "GET {} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: coregate-health-check\r\n\
+Accept: */*\r\nConnection: close\r\n\r\n",
+        check.path
+    )
+    .into_bytes()
+}
+
+/// Probe once. `Ok(status)` when a response head arrived in time, else why not.
+pub async fn probe(
+    addr: SocketAddr,
+    request: &[u8],
+    check: &HealthCheck,
+) -> Result<u16, &'static str> {
+    match monoio::time::timeout(check.timeout, exchange(addr, request.to_vec())).await {
+        Ok(r) => r,
+        Err(_) => Err("timed out"),
+    }
+}
+
+/// Whether `status` passes `check`.
+pub fn passes(check: &HealthCheck, status: u16) -> bool {
+    check.expect_status.contains(&status)
+}
+
+async fn exchange(addr: SocketAddr, request: Vec<u8>) -> Result<u16, &'static str> {
+    let mut stream = TcpStream::connect_addr(addr)
+        .await
+        .map_err(|_| "connect failed")?;
+    let (res, _) = stream.write_all(request).await;
+    res.map_err(|_| "write failed")?;
+    let mut buf = RecvBuf::with_capacity(1024);
+    loop {
+        let mut fields = [httparse::EMPTY_HEADER; FIELDS_MAX];
+        let mut resp = httparse::Response::new(&mut fields);
+        match resp.parse(buf.pending()) {
+            Ok(httparse::Status::Complete(_)) => return resp.code.ok_or("no status"),
+            Ok(httparse::Status::Partial) => {}
+            Err(_) => return Err("invalid response"),
+        }
+        match buf.fill(&mut stream, HEAD_BYTES_MAX).await {
+            Ok(0) => return Err("closed before a response"),
+            Ok(_) => {}
+            Err(_) => return Err("read failed"),
+        }
+    }
+}
