@@ -3,7 +3,7 @@
 //! Every wait has a deadline; nothing sleeps to synchronise.
 #![allow(dead_code, clippy::disallowed_types, clippy::disallowed_methods)]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -68,44 +68,103 @@ pub enum Reply {
 
 pub type Handler = dyn Fn(&Received) -> Reply + Send + Sync;
 
-/// A recording HTTP/1.1 origin on 127.0.0.1, one thread per connection.
+/// A recording HTTP/1.1 origin on 127.0.0.1, one thread per connection. It can be stopped
+/// (listener closed, open connections shut down, as when its process dies) and restarted on
+/// the same port.
 pub struct Origin {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     connections: Arc<AtomicUsize>,
     stop: Arc<std::sync::atomic::AtomicBool>,
+    handler: Arc<Handler>,
+    acceptor: Mutex<Option<thread::JoinHandle<()>>>,
+    /// Open connections by id, to shut them down on `stop`.
+    live: Arc<Mutex<HashMap<usize, TcpStream>>>,
 }
 
 impl Origin {
     /// An origin answering every request with `handler`.
     pub fn start(handler: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Origin {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind origin");
-        let addr = listener.local_addr().unwrap();
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let connections = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let handler: Arc<Handler> = Arc::new(handler);
-        {
-            let (received, connections, stop) =
-                (received.clone(), connections.clone(), stop.clone());
-            thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let id = connections.fetch_add(1, Ordering::SeqCst);
-                    let (received, handler) = (received.clone(), handler.clone());
-                    thread::spawn(move || serve_origin_conn(stream, id, received, handler));
+        let origin = Origin {
+            addr: listener.local_addr().unwrap(),
+            received: Arc::new(Mutex::new(Vec::new())),
+            connections: Arc::new(AtomicUsize::new(0)),
+            stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            handler: Arc::new(handler),
+            acceptor: Mutex::new(None),
+            live: Arc::new(Mutex::new(HashMap::new())),
+        };
+        origin.accept_on(listener);
+        origin
+    }
+
+    fn accept_on(&self, listener: TcpListener) {
+        let (received, connections, stop, handler, live) = (
+            self.received.clone(),
+            self.connections.clone(),
+            self.stop.clone(),
+            self.handler.clone(),
+            self.live.clone(),
+        );
+        let acceptor = thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    break;
                 }
-            });
+                let Ok(stream) = stream else { continue };
+                let id = connections.fetch_add(1, Ordering::SeqCst);
+                if let Ok(clone) = stream.try_clone() {
+                    live.lock().unwrap().insert(id, clone);
+                }
+                let (received, handler, live) = (received.clone(), handler.clone(), live.clone());
+                thread::spawn(move || {
+                    serve_origin_conn(stream, id, received, handler);
+                    // Our clone keeps the socket open: close it for real.
+                    if let Some(s) = live.lock().unwrap().remove(&id) {
+                        let _ = s.shutdown(Shutdown::Both);
+                    }
+                });
+            }
+        });
+        *self.acceptor.lock().unwrap() = Some(acceptor);
+    }
+
+    /// Die: close the listener (connects are refused from now on) and shut down every open
+    /// connection.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // wake the accept loop
+        if let Some(t) = self.acceptor.lock().unwrap().take() {
+            let _ = t.join();
         }
-        Origin {
-            addr,
-            received,
-            connections,
-            stop,
+        for (_, s) in self.live.lock().unwrap().drain() {
+            let _ = s.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Come back on the same port, with the same handler and records.
+    pub fn restart(&self) {
+        let deadline = Instant::now() + DEADLINE;
+        let listener = loop {
+            match TcpListener::bind(self.addr) {
+                Ok(l) => break l,
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                Err(e) => panic!("origin cannot bind {} again: {e}", self.addr),
+            }
+        };
+        self.stop.store(false, Ordering::SeqCst);
+        self.accept_on(listener);
+    }
+
+    /// Requests received whose target starts with `prefix`.
+    pub fn count_to(&self, prefix: &str) -> usize {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.target.starts_with(prefix))
+            .count()
     }
 
     /// 200 with a fixed body; `X-Origin: name` names the origin.
@@ -444,6 +503,37 @@ pub fn simple_config(origins: &[SocketAddr], extra: &str) -> String {
     s
 }
 
+/// A config with one listener on port 0 and one upstream "app" routed at "/": `keys` are the
+/// upstream's own keys (balance, retries…), `servers` its (address, weight) list, `tables` its
+/// sub-tables (`[upstream.health]`…), and `extra` anything after the route (`[server]`…).
+pub fn lb_config(keys: &str, servers: &[(SocketAddr, u32)], tables: &str, extra: &str) -> String {
+    let mut s = String::from("[[listener]]\nname = \"public\"\nlisten = \"127.0.0.1:0\"\n\n");
+    s.push_str(&format!("[[upstream]]\nname = \"app\"\n{keys}\n"));
+    for (addr, weight) in servers {
+        s.push_str(&format!(
+            "[[upstream.server]]\naddress = \"{addr}\"\nweight = {weight}\n"
+        ));
+    }
+    s.push_str(tables);
+    s.push_str("\n\n[[route]]\nname = \"all\"\npath_prefix = \"/\"\nupstream = \"app\"\n\n");
+    s.push_str(extra);
+    s
+}
+
+/// Every server with weight 1.
+pub fn weight1(origins: &[&Origin]) -> Vec<(SocketAddr, u32)> {
+    origins.iter().map(|o| (o.addr, 1)).collect()
+}
+
+/// Poll `cond` every 10 ms until it holds; panics with `what` after `within`.
+pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 // ============================================================================================
 // Client
 // ============================================================================================
@@ -460,6 +550,11 @@ pub struct Response {
 }
 
 impl Response {
+    /// The `X-Origin` name of the origin that answered (`Origin::fixed`), or "" if none.
+    pub fn origin(&self) -> String {
+        self.header("x-origin").unwrap_or("").to_string()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -481,6 +576,23 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect to proxy");
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client {
+            stream,
+            buf: VecDeque::new(),
+        }
+    }
+
+    /// Connect from `local` (any 127.x.y.z address works on Linux loopback), so that the
+    /// proxy sees another client IP.
+    pub fn connect_from(addr: SocketAddr, local: std::net::IpAddr) -> Client {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        sock.bind(&SocketAddr::new(local, 0).into())
+            .expect("bind client");
+        sock.connect(&addr.into()).expect("connect to proxy");
+        let stream: TcpStream = sock.into();
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
         stream.set_nodelay(true).unwrap();
         Client {
