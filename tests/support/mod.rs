@@ -85,7 +85,15 @@ pub struct Origin {
 impl Origin {
     /// An origin answering every request with `handler`.
     pub fn start(handler: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind origin");
+        Origin::start_on("127.0.0.1:0".parse().unwrap(), handler)
+    }
+
+    /// An origin on `addr` (another loopback IP, or a given port).
+    pub fn start_on(
+        addr: SocketAddr,
+        handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> Origin {
+        let listener = TcpListener::bind(addr).expect("bind origin");
         let origin = Origin {
             addr: listener.local_addr().unwrap(),
             received: Arc::new(Mutex::new(Vec::new())),
@@ -372,8 +380,22 @@ impl Proxy {
     }
 
     pub fn start_with(toml: &str, driver: Driver) -> Proxy {
+        Proxy::start_under(toml, driver, &[])
+    }
+
+    /// Start coregate as the last argument of `wrapper` (e.g. `unshare -m sh -c …`); an empty
+    /// wrapper runs it directly.
+    pub fn start_under(toml: &str, driver: Driver, wrapper: &[&str]) -> Proxy {
         let path = write_temp_config(toml);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coregate"));
+        let bin = env!("CARGO_BIN_EXE_coregate");
+        let mut cmd = match wrapper.split_first() {
+            None => Command::new(bin),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+        };
         cmd.arg("--config")
             .arg(&path)
             .arg("--log-level")

@@ -1,0 +1,90 @@
+//! Servers given by hostname: resolved at start and re-resolved on an interval off the shards,
+//! so a DNS change reaches traffic without a restart. The proxy runs in a private mount
+//! namespace whose /etc/hosts is a file this test rewrites.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+/// `unshare` wrapper that bind-mounts `hosts` over /etc/hosts, then execs the proxy; `None`
+/// where mount namespaces are not available to this user.
+fn private_hosts(hosts: &str) -> Option<Vec<String>> {
+    let root = is_root();
+    let ns = if root { "-m" } else { "-rm" };
+    let probe = Command::new("unshare").args([ns, "true"]).status();
+    if !matches!(probe, Ok(s) if s.success()) {
+        return None;
+    }
+    let script = format!("mount --bind {hosts} /etc/hosts && exec \"$0\" \"$@\"");
+    Some(vec![
+        "unshare".into(),
+        ns.into(),
+        "sh".into(),
+        "-c".into(),
+        script,
+    ])
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_dns_change_reaches_traffic_without_restart() {
+    let a = Origin::fixed("a", "x");
+    let port = a.addr.port();
+    let b_addr: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+    let b = Origin::start_on(b_addr, |_| {
+        Reply::Bytes(response(200, &[("X-Origin", "b")], b"x"))
+    });
+    let dir = std::env::temp_dir().join(format!("coregate-dns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 backend.coregate.test\n").unwrap();
+    let Some(wrapper) = private_hosts(hosts.to_str().unwrap()) else {
+        eprintln!("SKIPPED: no mount namespace (unshare) for this user; DNS change untested");
+        return;
+    };
+    let toml = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:0\"\n[[upstream]]\nname = \"app\"\n\
+resolve_interval_ms = 100\n[[upstream.server]]\naddress = \"backend.coregate.test:{port}\"\n\
+[[route]]\nupstream = \"app\"\n"
+    );
+    // The config is validated (and the name resolved) inside the namespace too.
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let proxy = Proxy::start_under(&toml, Driver::Auto, &wrapper);
+    let mut c = Client::connect(proxy.addr());
+    for _ in 0..5 {
+        assert_eq!(c.get("/").origin(), "a");
+    }
+    // Rewritten in place: the bind mount follows the inode.
+    std::fs::write(&hosts, "127.0.0.2 backend.coregate.test\n").unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "traffic moves to the new address",
+        || c.get("/").origin() == "b",
+    );
+    assert!(
+        proxy.log().contains("server address changed"),
+        "{}",
+        proxy.log()
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            c.get("/").origin(),
+            "b",
+            "idle connections to the old address are gone"
+        );
+    }
+    assert!(b.request_count() >= 6);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
