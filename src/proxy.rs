@@ -9,23 +9,22 @@
 //! request to another server (`retries`, within the retry budget; rules in `upstream::retry`),
 //! and reports every outcome to the balancer (latency, in-flight count, outlier detection).
 
-use std::time::{Duration, Instant};
+mod attempt;
+
+use std::time::Duration;
 
 use tracing::debug;
 
-use crate::balancer::{Affinity, RequestFacts, Tried, Verdict};
 use crate::config::{Config, Upstream, UpstreamId, UpstreamServer};
 use crate::connection::Conn;
 use crate::error::ProxyError;
-use crate::health::Report;
 use crate::http::request::{Method, RequestHead};
 use crate::http::response::{self, ResponseError, ResponseHead};
 use crate::http::write::{self, ForwardInfo, OutFraming};
 use crate::http::{BodyKind, Version};
 use crate::relay::{self, Relay, RelayError, Sink, OUT_FLUSH_BYTES};
 use crate::shard::{Shard, Snapshot};
-use crate::upstream::retry::{self, Failure};
-use crate::upstream::{self, UpstreamConn};
+use crate::upstream::UpstreamConn;
 
 /// A request body up to this size is kept whole in the output buffer, so that the request can
 /// be replayed on a fresh connection if a pooled one turns out dead.
@@ -61,7 +60,7 @@ pub async fn forward(
         ..Exchange::default()
     };
     let cfg = &snap.config;
-    match exchange(conn, shard, snap, head, id, retry_non_idempotent, &mut ex).await {
+    match attempt::exchange(conn, shard, snap, head, id, retry_non_idempotent, &mut ex).await {
         Ok(keep) => keep,
         Err(e) if ex.response_started => {
             debug!(peer = %conn.peer, error = %e, "response cut short; closing");
@@ -78,152 +77,6 @@ pub async fn forward(
                 .await
         }
     }
-}
-
-/// The attempt loop: pick a server, try it; on a failure that allows it, pick another one not
-/// tried yet, up to `retries` more times and within the cluster's retry budget.
-async fn exchange(
-    conn: &mut Conn,
-    shard: &Shard,
-    snap: &Snapshot,
-    head: &RequestHead,
-    id: UpstreamId,
-    retry_non_idempotent: bool,
-    ex: &mut Exchange,
-) -> Result<bool, ProxyError> {
-    let cfg = &snap.config;
-    let upstream = &cfg.upstreams[id];
-    let lb = &snap.balancers[id];
-    if let BodyKind::Length(n) = head.body {
-        if n > cfg.limits.body_bytes_max {
-            return Err(ProxyError::BodyTooLarge);
-        }
-    }
-    let affinity = {
-        let buf = conn.inbuf.pending();
-        let facts = RequestFacts {
-            client_ip: conn.peer.ip(),
-            path: head.path.get(buf),
-            buf,
-            headers: &conn.headers,
-        };
-        Affinity::of(upstream, &facts)
-    };
-    let now = Instant::now();
-    lb.budget.on_request(now);
-    let mut tried = Tried::default();
-    let mut server = lb
-        .pick(upstream, &affinity, &tried, now)
-        .ok_or(ProxyError::NoServer)?;
-    let mut body = build_request(conn, cfg, head, &upstream.servers[server], ex)?;
-    let replayable = body.is_done();
-    let resendable = replayable && (retry::idempotent(head.method) || retry_non_idempotent);
-    loop {
-        tried.push(server);
-        let load = lb.begin(server);
-        let started = Instant::now();
-        let target = &upstream.servers[server];
-        let failure = match attempt(conn, shard, cfg, target, &mut body, head, ex, replayable).await
-        {
-            Ok((up, resp)) => {
-                let now = Instant::now();
-                let verdict = lb.answered(upstream, server, resp.status, now - started, now);
-                report(shard, id, server, verdict);
-                let cookie = sticky_cookie(upstream, &affinity, server);
-                let sent = send_response(conn, shard, cfg, upstream, head, up, resp, cookie, ex);
-                let result = sent.await;
-                drop(load);
-                return result;
-            }
-            Err(f) => f,
-        };
-        drop(load);
-        let now = Instant::now();
-        if failure.server_fault() {
-            report(shard, id, server, lb.failed(upstream, server, now));
-        }
-        if !failure.may_move(resendable) || tried.len() > upstream.retries as usize {
-            return Err(failure.into_error());
-        }
-        let Some(next) = lb.pick(upstream, &affinity, &tried, now) else {
-            return Err(failure.into_error());
-        };
-        if !lb.budget.try_retry(now, upstream.retry_budget) {
-            debug!(upstream = %upstream.name, "retry budget exhausted; not retrying");
-            return Err(failure.into_error());
-        }
-        debug!(upstream = %upstream.name, from = %target.address, to = %upstream.servers[next].address,
-            error = ?failure, "retrying on another server");
-        if head.authority.is_none() {
-            let next_addr = upstream.servers[next].address.as_bytes();
-            retry::retarget_host(&mut conn.out, target.address.as_bytes(), next_addr);
-        }
-        server = next;
-    }
-}
-
-/// One attempt on `server`: a pooled connection or a new one, the request, the response head.
-/// A pooled connection found dead before any response byte is replaced once by a new one to
-/// the same server when the whole request is in hand (`replayable`).
-#[allow(clippy::too_many_arguments)]
-async fn attempt(
-    conn: &mut Conn,
-    shard: &Shard,
-    cfg: &Config,
-    server: &UpstreamServer,
-    body: &mut Relay,
-    head: &RequestHead,
-    ex: &mut Exchange,
-    replayable: bool,
-) -> Result<(UpstreamConn, ResponseHead), Failure> {
-    let addr = shard.pools.addr(server.pool).unwrap_or(server.addr);
-    let connect_timeout = cfg.timeouts.upstream_connect;
-    let mut up = match shard
-        .pools
-        .checkout(server.pool, cfg.timeouts.upstream_idle)
-    {
-        Some(up) => up,
-        None => upstream::connect(addr, server.pool, connect_timeout)
-            .await
-            .map_err(Failure::Connect)?,
-    };
-    loop {
-        match send_request(conn, &mut up, body, head, cfg, ex).await {
-            Ok(resp) => return Ok((up, resp)),
-            Err(Attempt::Retry(e)) if up.reused && replayable => {
-                debug!(server = %server.address, error = %e, "pooled connection failed; retrying on a fresh one");
-                up = upstream::connect(addr, server.pool, connect_timeout)
-                    .await
-                    .map_err(Failure::Connect)?;
-            }
-            Err(Attempt::Retry(error)) => {
-                return Err(Failure::Unanswered {
-                    error,
-                    reused: up.reused,
-                })
-            }
-            Err(Attempt::Fail(e)) => return Err(Failure::Final(e)),
-        }
-    }
-}
-
-/// Pass an ejection verdict on to the control thread.
-fn report(shard: &Shard, upstream: UpstreamId, server: usize, verdict: Verdict) {
-    if verdict == Verdict::Eject {
-        debug!(
-            shard = shard.id,
-            upstream, server, "consecutive failures: server ejected on this shard"
-        );
-        shard.report(Report::Failing { upstream, server });
-    }
-}
-
-/// The `Set-Cookie` field for stickiness, when the client does not already name this server.
-fn sticky_cookie<'a>(upstream: &'a Upstream, affinity: &Affinity, server: usize) -> &'a [u8] {
-    if upstream.sticky_cookie.is_none() || affinity.sticky == Some(server) {
-        return b"";
-    }
-    &upstream.servers[server].set_cookie
 }
 
 /// Write the upstream request head into `conn.out`, then as much of the body as is already

@@ -4,6 +4,7 @@
 
 pub mod defaults;
 pub mod file;
+mod health;
 pub mod upstream;
 mod upstream_file;
 mod validate;
@@ -14,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use file::{DriverFile as Driver, LogFormat, Workers};
+pub use health::{HealthCheck, Outlier};
 pub use upstream::{
-    Balance, HashKey, HealthCheck, Outlier, PoolAddress, RetryBudget, Upstream, UpstreamId,
-    UpstreamServer,
+    Balance, HashKey, PoolAddress, RetryBudget, Upstream, UpstreamId, UpstreamServer,
 };
 
 use crate::router::Router;

@@ -4,10 +4,10 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::defaults as d;
+use super::health::{health, outlier, HealthCheck, Outlier};
 use super::upstream_file::*;
 use super::ConfigError;
 use crate::balancer::hash::{self, Ring};
@@ -58,23 +58,6 @@ pub enum HashKey {
 pub struct RetryBudget {
     pub percent: u32,
     pub min_per_s: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct HealthCheck {
-    pub path: String,
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub expect_status: RangeInclusive<u16>,
-    pub healthy_threshold: u32,
-    pub unhealthy_threshold: u32,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Outlier {
-    pub consecutive_failures: u32,
-    pub base_ejection: Duration,
-    pub max_ejection: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -244,31 +227,9 @@ fn servers(
             ));
             continue;
         }
-        let pool = match by_address.get(&s.address) {
-            Some(&p) => {
-                let known = &mut pools[p];
-                if known.hostname {
-                    known.resolve_interval = match (known.resolve_interval, resolve_interval) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                }
-                p
-            }
-            None => {
-                let Some((addr, hostname)) = resolve(&s.address, &format!("{key}.address"), errs)
-                else {
-                    continue;
-                };
-                pools.push(PoolAddress {
-                    address: s.address.clone(),
-                    addr,
-                    hostname,
-                    resolve_interval: resolve_interval.filter(|_| hostname),
-                });
-                by_address.insert(s.address.clone(), pools.len() - 1);
-                pools.len() - 1
-            }
+        let Some(pool) = pool_of(&s.address, &key, resolve_interval, pools, by_address, errs)
+        else {
+            continue;
         };
         let token = hash::sticky_token(&u.name, &s.address);
         let set_cookie = u.sticky_cookie.as_ref().map_or_else(Vec::new, |name| {
@@ -284,6 +245,37 @@ fn servers(
         });
     }
     out
+}
+
+/// The pool index of `address`, added (and resolved) on first sight. Several clusters naming
+/// one hostname re-resolve it at the shortest of their intervals.
+fn pool_of(
+    address: &str,
+    key: &str,
+    resolve_interval: Option<Duration>,
+    pools: &mut Vec<PoolAddress>,
+    by_address: &mut HashMap<String, usize>,
+    errs: &mut Vec<ConfigError>,
+) -> Option<usize> {
+    if let Some(&p) = by_address.get(address) {
+        let known = &mut pools[p];
+        if known.hostname {
+            known.resolve_interval = match (known.resolve_interval, resolve_interval) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        return Some(p);
+    }
+    let (addr, hostname) = resolve(address, &format!("{key}.address"), errs)?;
+    pools.push(PoolAddress {
+        address: address.to_string(),
+        addr,
+        hostname,
+        resolve_interval: resolve_interval.filter(|_| hostname),
+    });
+    by_address.insert(address.to_string(), pools.len() - 1);
+    Some(pools.len() - 1)
 }
 
 /// "IP:port" or "host:port"; a hostname is resolved now (at load), never on a shard. Returns
@@ -362,108 +354,8 @@ fn hash_key(s: &str, key: &str, errs: &mut Vec<ConfigError>) -> HashKey {
     })
 }
 
-fn health(h: &HealthFile, i: usize, errs: &mut Vec<ConfigError>) -> Option<HealthCheck> {
-    let key = |k: &str| format!("upstream[{i}].health.{k}");
-    let before = errs.len();
-    if !h.path.starts_with('/') || h.path.bytes().any(|b| b <= b' ' || b >= 0x7f) {
-        errs.push(ConfigError::new(
-            key("path"),
-            format!(
-                "\"{}\" must start with / and hold no spaces or controls",
-                h.path
-            ),
-        ));
-    }
-    let ms = |k: &str, v: u64, min: u64, errs: &mut Vec<ConfigError>| {
-        if v < min || v > d::TIMEOUT_MS_MAX {
-            errs.push(ConfigError::new(
-                key(k),
-                format!("{v} ms is outside {min}..={} ms", d::TIMEOUT_MS_MAX),
-            ));
-        }
-        Duration::from_millis(v)
-    };
-    let interval = ms(
-        "interval_ms",
-        h.interval_ms,
-        d::HEALTH_INTERVAL_MS_MIN,
-        errs,
-    );
-    let timeout = ms("timeout_ms", h.timeout_ms, 1, errs);
-    threshold(&key("healthy_threshold"), h.healthy_threshold, errs);
-    threshold(&key("unhealthy_threshold"), h.unhealthy_threshold, errs);
-    let expect_status = status_range(&h.expect_status).unwrap_or_else(|| {
-        errs.push(ConfigError::new(
-            key("expect_status"),
-            format!(
-                "\"{}\" is not a status or a range like \"200-399\" within 100..=599",
-                h.expect_status
-            ),
-        ));
-        200..=399
-    });
-    (errs.len() == before).then(|| HealthCheck {
-        path: h.path.clone(),
-        interval,
-        timeout,
-        expect_status,
-        healthy_threshold: h.healthy_threshold,
-        unhealthy_threshold: h.unhealthy_threshold,
-    })
-}
-
-fn outlier(o: &OutlierFile, i: usize, errs: &mut Vec<ConfigError>) -> Option<Outlier> {
-    let key = |k: &str| format!("upstream[{i}].outlier.{k}");
-    let before = errs.len();
-    threshold(&key("consecutive_failures"), o.consecutive_failures, errs);
-    if o.base_ejection_ms == 0 || o.base_ejection_ms > d::TIMEOUT_MS_MAX {
-        errs.push(ConfigError::new(
-            key("base_ejection_ms"),
-            format!(
-                "{} ms is outside 1..={} ms",
-                o.base_ejection_ms,
-                d::TIMEOUT_MS_MAX
-            ),
-        ));
-    }
-    if o.max_ejection_ms < o.base_ejection_ms || o.max_ejection_ms > d::TIMEOUT_MS_MAX {
-        errs.push(ConfigError::new(
-            key("max_ejection_ms"),
-            format!(
-                "{} ms is outside base_ejection_ms..={} ms",
-                o.max_ejection_ms,
-                d::TIMEOUT_MS_MAX
-            ),
-        ));
-    }
-    (errs.len() == before).then(|| Outlier {
-        consecutive_failures: o.consecutive_failures,
-        base_ejection: Duration::from_millis(o.base_ejection_ms),
-        max_ejection: Duration::from_millis(o.max_ejection_ms),
-    })
-}
-
-fn threshold(key: &str, v: u32, errs: &mut Vec<ConfigError>) {
-    if v == 0 || v > d::THRESHOLD_MAX {
-        errs.push(ConfigError::new(
-            key,
-            format!("{v} is outside 1..={}", d::THRESHOLD_MAX),
-        ));
-    }
-}
-
-/// "200-399" → 200..=399; "204" → 204..=204.
-fn status_range(s: &str) -> Option<RangeInclusive<u16>> {
-    let (lo, hi) = s.split_once('-').unwrap_or((s, s));
-    let (lo, hi) = (
-        lo.trim().parse::<u16>().ok()?,
-        hi.trim().parse::<u16>().ok()?,
-    );
-    (100 <= lo && lo <= hi && hi <= 599).then_some(lo..=hi)
-}
-
 /// An HTTP token (RFC 9110 §5.6.2): field and cookie names.
-fn is_token(s: &str) -> bool {
+pub(super) fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
@@ -472,16 +364,6 @@ fn is_token(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_ranges() {
-        assert_eq!(status_range("200-399"), Some(200..=399));
-        assert_eq!(status_range("204"), Some(204..=204));
-        assert_eq!(status_range("399-200"), None);
-        assert_eq!(status_range("99-200"), None);
-        assert_eq!(status_range("2xx"), None);
-        assert_eq!(status_range(""), None);
-    }
 
     #[test]
     fn hash_keys() {

@@ -1,0 +1,205 @@
+//! The attempt loop of `proxy::forward`: pick a server, try it (a pooled or new connection,
+//! the request, the response head), and on a failure that allows it move to another server not
+//! tried yet, up to `retries` more times and within the cluster's retry budget (the rules are
+//! in `upstream::retry`). Every outcome goes back to the balancer: in-flight count, latency,
+//! failures for outlier detection (an ejection is reported to the control thread).
+
+use std::time::Instant;
+
+use tracing::debug;
+
+use super::{build_request, send_request, send_response, Attempt, Exchange};
+use crate::balancer::{Affinity, Balancer, RequestFacts, Tried, Verdict};
+use crate::config::{Config, Upstream, UpstreamId, UpstreamServer};
+use crate::connection::Conn;
+use crate::error::ProxyError;
+use crate::health::Report;
+use crate::http::request::RequestHead;
+use crate::http::response::ResponseHead;
+use crate::http::BodyKind;
+use crate::relay::Relay;
+use crate::shard::{Shard, Snapshot};
+use crate::upstream::retry::{self, Failure};
+use crate::upstream::{self, UpstreamConn};
+
+/// The attempt loop: pick a server, try it; on a failure that allows it, pick another one not
+/// tried yet, up to `retries` more times and within the cluster's retry budget.
+pub(super) async fn exchange(
+    conn: &mut Conn,
+    shard: &Shard,
+    snap: &Snapshot,
+    head: &RequestHead,
+    id: UpstreamId,
+    retry_non_idempotent: bool,
+    ex: &mut Exchange,
+) -> Result<bool, ProxyError> {
+    let cfg = &snap.config;
+    if let BodyKind::Length(n) = head.body {
+        if n > cfg.limits.body_bytes_max {
+            return Err(ProxyError::BodyTooLarge);
+        }
+    }
+    let upstream = &cfg.upstreams[id];
+    let c = Cluster {
+        shard,
+        id,
+        upstream,
+        lb: &snap.balancers[id],
+        affinity: affinity(conn, upstream, head),
+    };
+    let now = Instant::now();
+    c.lb.budget.on_request(now);
+    let mut tried = Tried::default();
+    let mut server =
+        c.lb.pick(upstream, &c.affinity, &tried, now)
+            .ok_or(ProxyError::NoServer)?;
+    let mut body = build_request(conn, cfg, head, &upstream.servers[server], ex)?;
+    let replayable = body.is_done();
+    let resendable = replayable && (retry::idempotent(head.method) || retry_non_idempotent);
+    loop {
+        tried.push(server);
+        let load = c.lb.begin(server);
+        let started = Instant::now();
+        let target = &upstream.servers[server];
+        match attempt(conn, shard, cfg, target, &mut body, head, ex, replayable).await {
+            Ok((up, resp)) => {
+                let now = Instant::now();
+                let latency = now - started;
+                c.report(
+                    server,
+                    c.lb.answered(upstream, server, resp.status, latency, now),
+                );
+                let cookie = sticky_cookie(upstream, &c.affinity, server);
+                let sent = send_response(conn, shard, cfg, upstream, head, up, resp, cookie, ex);
+                let result = sent.await;
+                drop(load);
+                return result;
+            }
+            Err(failure) => {
+                drop(load);
+                let next = c.after_failure(failure, server, &tried, resendable)?;
+                if head.authority.is_none() {
+                    let next_addr = upstream.servers[next].address.as_bytes();
+                    retry::retarget_host(&mut conn.out, target.address.as_bytes(), next_addr);
+                }
+                server = next;
+            }
+        }
+    }
+}
+
+/// What the balancer needs to know about a request, read before its head leaves the buffer.
+fn affinity(conn: &Conn, upstream: &Upstream, head: &RequestHead) -> Affinity {
+    let buf = conn.inbuf.pending();
+    let facts = RequestFacts {
+        client_ip: conn.peer.ip(),
+        path: head.path.get(buf),
+        buf,
+        headers: &conn.headers,
+    };
+    Affinity::of(upstream, &facts)
+}
+
+/// The cluster a request is being balanced over, on this shard.
+struct Cluster<'a> {
+    shard: &'a Shard,
+    id: UpstreamId,
+    upstream: &'a Upstream,
+    lb: &'a Balancer,
+    affinity: Affinity,
+}
+
+impl Cluster<'_> {
+    /// After a failed attempt on `server`: count it against the server, then choose where the
+    /// request moves, or give the error to answer with.
+    fn after_failure(
+        &self,
+        failure: Failure,
+        server: usize,
+        tried: &Tried,
+        resendable: bool,
+    ) -> Result<usize, ProxyError> {
+        let (upstream, now) = (self.upstream, Instant::now());
+        if failure.server_fault() {
+            self.report(server, self.lb.failed(upstream, server, now));
+        }
+        if !failure.may_move(resendable) || tried.len() > upstream.retries as usize {
+            return Err(failure.into_error());
+        }
+        let Some(next) = self.lb.pick(upstream, &self.affinity, tried, now) else {
+            return Err(failure.into_error());
+        };
+        if !self.lb.budget.try_retry(now, upstream.retry_budget) {
+            debug!(upstream = %upstream.name, "retry budget exhausted; not retrying");
+            return Err(failure.into_error());
+        }
+        debug!(upstream = %upstream.name, from = %upstream.servers[server].address,
+            to = %upstream.servers[next].address, error = ?failure, "retrying on another server");
+        Ok(next)
+    }
+
+    /// Pass an ejection verdict on to the control thread.
+    fn report(&self, server: usize, verdict: Verdict) {
+        if verdict == Verdict::Eject {
+            let (shard, upstream) = (self.shard.id, self.id);
+            debug!(
+                shard,
+                upstream, server, "consecutive failures: server ejected on this shard"
+            );
+            self.shard.report(Report::Failing { upstream, server });
+        }
+    }
+}
+
+/// One attempt on `server`: a pooled connection or a new one, the request, the response head.
+/// A pooled connection found dead before any response byte is replaced once by a new one to
+/// the same server when the whole request is in hand (`replayable`).
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    conn: &mut Conn,
+    shard: &Shard,
+    cfg: &Config,
+    server: &UpstreamServer,
+    body: &mut Relay,
+    head: &RequestHead,
+    ex: &mut Exchange,
+    replayable: bool,
+) -> Result<(UpstreamConn, ResponseHead), Failure> {
+    let addr = shard.pools.addr(server.pool).unwrap_or(server.addr);
+    let connect_timeout = cfg.timeouts.upstream_connect;
+    let mut up = match shard
+        .pools
+        .checkout(server.pool, cfg.timeouts.upstream_idle)
+    {
+        Some(up) => up,
+        None => upstream::connect(addr, server.pool, connect_timeout)
+            .await
+            .map_err(Failure::Connect)?,
+    };
+    loop {
+        match send_request(conn, &mut up, body, head, cfg, ex).await {
+            Ok(resp) => return Ok((up, resp)),
+            Err(Attempt::Retry(e)) if up.reused && replayable => {
+                debug!(server = %server.address, error = %e, "pooled connection failed; retrying on a fresh one");
+                up = upstream::connect(addr, server.pool, connect_timeout)
+                    .await
+                    .map_err(Failure::Connect)?;
+            }
+            Err(Attempt::Retry(error)) => {
+                return Err(Failure::Unanswered {
+                    error,
+                    reused: up.reused,
+                })
+            }
+            Err(Attempt::Fail(e)) => return Err(Failure::Final(e)),
+        }
+    }
+}
+
+/// The `Set-Cookie` field for stickiness, when the client does not already name this server.
+fn sticky_cookie<'a>(upstream: &'a Upstream, affinity: &Affinity, server: usize) -> &'a [u8] {
+    if upstream.sticky_cookie.is_none() || affinity.sticky == Some(server) {
+        return b"";
+    }
+    &upstream.servers[server].set_cookie
+}
