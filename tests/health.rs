@@ -244,3 +244,38 @@ fn a_sticky_client_moves_when_its_server_dies() {
         assert_eq!(r.origin(), moved.origin());
     }
 }
+
+#[test]
+fn a_server_back_from_down_ramps_up_under_slow_start() {
+    let (a, b) = (Origin::fixed("a", "x"), Origin::fixed("b", "x"));
+    let keys = "balance = \"weighted\"\nslow_start_ms = 60000";
+    let proxy = Proxy::start(&lb_config(keys, &weight1(&[&a, &b]), FAST_CHECKS, ""));
+    a.stop();
+    wait_until(DEADLINE, "a marked down", || {
+        proxy.log().contains("active check: server down")
+    });
+    a.restart();
+    wait_until(DEADLINE, "a marked up", || {
+        proxy.log().contains("active check: server up")
+    });
+    let mut clients: Vec<Client> = (0..4).map(|_| Client::connect(proxy.addr())).collect();
+    let back = (0..1000)
+        .filter(|i| clients[i % 4].get("/").origin() == "a")
+        .count();
+    eprintln!("slow start: the returning server got {back} of 1000 requests (50% without)");
+    // 10% of its weight at first, rising by 1/60 per second: about 10% over this test.
+    assert!((30..=250).contains(&back), "{back} of 1000");
+}
+
+#[test]
+fn shutdown_with_health_checks_running_is_clean() {
+    let origin = Origin::fixed("o", "x");
+    let checks = "\n[upstream.health]\ninterval_ms = 20\n[upstream.outlier]\n";
+    let mut proxy = Proxy::start(&lb_config("", &weight1(&[&origin]), checks, ""));
+    wait_until(DEADLINE, "probes running", || {
+        origin.count_to("/healthz") >= 2
+    });
+    assert_eq!(Client::connect(proxy.addr()).get("/").status, 200);
+    proxy.signal(libc::SIGTERM);
+    assert_eq!(proxy.wait_exit(DEADLINE), Some(0));
+}
