@@ -121,7 +121,7 @@ fn least_conn_favours_the_fast_server() {
 #[test]
 fn p2c_ewma_avoids_the_slow_server() {
     let (f1, f2) = (Origin::fixed("f1", "x"), Origin::fixed("f2", "x"));
-    let slow = slow_origin("slow", 50);
+    let slow = slow_origin("slow", 200);
     let config = lb_config(
         "balance = \"p2c_ewma\"",
         &weight1(&[&f1, &f2, &slow]),

@@ -361,6 +361,12 @@ fn load_balancing_keys() {
         "listed twice",
     );
     fails(
+        "[[upstream]]\nname = \"a\"\nbalance = \"hash\"\n[[upstream.server]]\n\
+address = \"127.0.0.1:1\"\nweight = 5000\n",
+        "upstream[0].server",
+        "lower the weights",
+    );
+    fails(
         "[[route]]\nrespond = { status = 200 }\nretry_non_idempotent = \"yes\"\n",
         "route[0].retry_non_idempotent",
         "invalid type",

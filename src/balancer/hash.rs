@@ -39,46 +39,49 @@ pub fn sticky_token(upstream: &str, address: &str) -> String {
     )
 }
 
-/// A consistent-hash ring: points sorted by position, each naming a server index.
+/// A consistent-hash ring: point positions, sorted, and the server index owning each.
 #[derive(Debug, Clone)]
 pub struct Ring {
-    points: Box<[(u64, u32)]>,
+    positions: Box<[u64]>,
+    owners: Box<[u16]>,
 }
 
 impl Ring {
-    /// `members`: (address as written, weight) per server, in server order.
+    /// `members`: (address as written, weight) per server, in server order (at most 65536).
     pub fn new(members: &[(&str, u32)], points_per_weight: usize) -> Ring {
+        debug_assert!(members.len() <= usize::from(u16::MAX) + 1);
         let mut points = Vec::new();
         for (i, (address, weight)) in members.iter().enumerate() {
             let count = *weight as usize * points_per_weight;
             for v in 0..count {
                 let pos = hash64(&[address.as_bytes(), itoa::Buffer::new().format(v).as_bytes()]);
-                points.push((pos, i as u32));
+                points.push((pos, i as u16));
             }
         }
         // Equal positions (astronomically rare) keep the lower server index, deterministically.
         points.sort_unstable();
         points.dedup_by_key(|p| p.0);
         Ring {
-            points: points.into_boxed_slice(),
+            positions: points.iter().map(|p| p.0).collect(),
+            owners: points.iter().map(|p| p.1).collect(),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.points.len()
+        self.positions.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
+        self.positions.is_empty()
     }
 
     /// The first server clockwise from `key` for which `ok` holds; `None` if there is none.
     /// Walks at most the whole ring once.
     pub fn find(&self, key: u64, ok: impl Fn(usize) -> bool) -> Option<usize> {
-        let n = self.points.len();
-        let start = self.points.partition_point(|p| p.0 < key);
+        let n = self.positions.len();
+        let start = self.positions.partition_point(|&p| p < key);
         (0..n)
-            .map(|k| self.points[(start + k) % n].1 as usize)
+            .map(|k| usize::from(self.owners[(start + k) % n]))
             .find(|&s| ok(s))
     }
 }

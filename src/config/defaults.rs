@@ -80,9 +80,11 @@ pub const WEIGHT_MAX: u32 = 10_000;
 pub const SERVERS_PER_UPSTREAM_MAX: usize = 1024;
 /// Retries per request (the attempt loop keeps the tried servers in a fixed array).
 pub const RETRIES_MAX: u32 = 10;
-/// Consistent-hash ring points per unit of weight (ketama's 160), and per ring at most.
-pub const HASH_POINTS_PER_WEIGHT: usize = 160;
-pub const HASH_POINTS_MAX: usize = 1 << 18;
+/// Consistent-hash ring points per unit of weight, and per ring at most (10 bytes each, one
+/// read-only copy per config). ketama uses 160; 400 narrows the spread of each server's share
+/// (standard deviation about 5% of its share instead of 8%).
+pub const HASH_POINTS_PER_WEIGHT: usize = 400;
+pub const HASH_POINTS_MAX: usize = 1 << 20;
 /// Active-check and outlier thresholds.
 pub const THRESHOLD_MAX: u32 = 1000;
 /// Shortest probe interval (a probe storm is a self-inflicted outage).
