@@ -3,7 +3,8 @@
 # everything is present). Rust itself comes from rustup and is assumed.
 set -euo pipefail
 
-packages=(curl openssl)
+# util-linux and mount: tests/dns.rs runs coregate under `unshare` with a bind-mounted /etc/hosts.
+packages=(curl openssl util-linux mount)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
