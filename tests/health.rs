@@ -289,3 +289,22 @@ fn shutdown_with_health_checks_running_is_clean() {
     proxy.signal(libc::SIGTERM);
     assert_eq!(proxy.wait_exit(DEADLINE), Some(0));
 }
+
+#[test]
+fn a_malformed_or_slow_health_answer_fails_the_probe() {
+    // Conflicting lengths: the proxy would answer 502 for this head, so the probe fails too.
+    let malformed = Origin::start(|r| {
+        Reply::Bytes(if r.target == "/healthz" {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx".to_vec()
+        } else {
+            response(200, &[], b"x")
+        })
+    });
+    let slow = Origin::start(|_| Reply::Delayed(Duration::from_secs(2), response(200, &[], b"x")));
+    let checks =
+        "\n[upstream.health]\ninterval_ms = 50\ntimeout_ms = 200\nunhealthy_threshold = 1\n";
+    let proxy = Proxy::start(&lb_config("", &weight1(&[&malformed, &slow]), checks, ""));
+    let mut c = Client::connect(proxy.addr());
+    wait_until(DEADLINE, "both down: 503", || c.get("/").status == 503);
+    assert_eq!(proxy.log().matches("active check: server down").count(), 2);
+}

@@ -8,11 +8,10 @@ use monoio::net::TcpStream;
 
 use crate::buf::RecvBuf;
 use crate::config::HealthCheck;
+use crate::http::response::{self, ResponseError};
 
 /// Largest probe response head read.
-const HEAD_BYTES_MAX: usize = 8 * 1024;
-/// Fields parsed in a probe response head.
-const FIELDS_MAX: usize = 64;
+const HEAD_BYTES_MAX: usize = 16 * 1024;
 
 /// The probe request for `check` to a server known as `address` (sent as Host).
 pub fn request(check: &HealthCheck, address: &str) -> Vec<u8> {
@@ -48,13 +47,14 @@ async fn exchange(addr: SocketAddr, request: Vec<u8>) -> Result<u16, &'static st
     let (res, _) = stream.write_all(request).await;
     res.map_err(|_| "write failed")?;
     let mut buf = RecvBuf::with_capacity(1024);
+    let mut fields = Vec::new();
     loop {
-        let mut fields = [httparse::EMPTY_HEADER; FIELDS_MAX];
-        let mut resp = httparse::Response::new(&mut fields);
-        match resp.parse(buf.pending()) {
-            Ok(httparse::Status::Complete(_)) => return resp.code.ok_or("no status"),
-            Ok(httparse::Status::Partial) => {}
-            Err(_) => return Err("invalid response"),
+        // The proxy's own strict parser: a head it would refuse as 502 fails the probe too.
+        match response::parse(buf.pending(), false, HEAD_BYTES_MAX, &mut fields) {
+            Ok(Some(head)) => return Ok(head.status),
+            Ok(None) => {}
+            Err(ResponseError::TooLarge) => return Err("response head too large"),
+            Err(ResponseError::Malformed(why)) => return Err(why),
         }
         match buf.fill(&mut stream, HEAD_BYTES_MAX).await {
             Ok(0) => return Err("closed before a response"),
