@@ -1,6 +1,12 @@
-//! One client connection: the keep-alive loop (read head → route → answer or forward → next),
-//! its buffers and timeouts. The only place that writes to the client; it decides, the
-//! `http`, `router` and `proxy` modules compute.
+//! One client connection: the keep-alive loop (read head → route → gateway phases → action →
+//! next), its buffers and timeouts. The only place that writes to the client; it decides, the
+//! `http`, `router`, `gateway` and `proxy` modules compute.
+//!
+//! Per request: route (404, or 405 + Allow) → `gateway::request_phases` in their fixed order
+//! (access → CORS preflight → auth → rate limit → cache) → action: static response |
+//! aggregation | forward. Every answer a phase gives goes through `answer_local`, which drains
+//! a fully buffered body or closes the connection (a body left unread would be parsed as the
+//! next request: Pingora CVE-2025-4366).
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -14,13 +20,17 @@ use tracing::{debug, error};
 use crate::buf::RecvBuf;
 use crate::config::Config;
 use crate::error::ProxyError;
+use crate::gateway::aggregate::Aggregate;
+use crate::gateway::{self, RequestCtx, RequestView, Step};
 use crate::http::canned::{self, StaticResponse};
 use crate::http::chunked::Decoder;
 use crate::http::request::{self, Method, RequestHead};
+use crate::http::write::FieldEdits;
 use crate::http::{BodyKind, HeaderSpan};
 use crate::listener::ListenerCtx;
+use crate::proxy::Changes;
 use crate::relay;
-use crate::router::Action;
+use crate::router::{Action, Lookup, RouteRequest};
 use crate::shard::{Shard, Snapshot};
 use crate::stream::Stream;
 
@@ -113,6 +123,7 @@ impl Drop for InFlight<'_> {
 
 impl Conn {
     async fn run(&mut self, shard: &Shard) {
+        let mut ctx = RequestCtx::default();
         loop {
             if shard.draining() && self.inbuf.is_empty() {
                 return;
@@ -128,7 +139,7 @@ impl Conn {
                 }
             };
             let _in_flight = InFlight::new(shard);
-            let keep = self.exchange(shard, &snap, &head).await;
+            let keep = self.exchange(shard, &snap, &head, &mut ctx).await;
             if !keep || shard.draining() {
                 return;
             }
@@ -165,29 +176,84 @@ impl Conn {
     }
 
     /// Serve one request whose head is parsed. Returns whether the connection may go on.
-    async fn exchange(&mut self, shard: &Shard, snap: &Snapshot, head: &RequestHead) -> bool {
+    async fn exchange(
+        &mut self,
+        shard: &Shard,
+        snap: &Snapshot,
+        head: &RequestHead,
+        ctx: &mut RequestCtx,
+    ) -> bool {
         let cfg = &snap.config;
-        let buf = self.inbuf.pending();
-        let host = head.authority.map_or(&b""[..], |a| a.get(buf));
-        let Some(route) = cfg.router.route(host, head.path.get(buf)) else {
-            return self
-                .refuse(head, &ProxyError::RouteNotFound, cfg, shard)
-                .await;
+        ctx.clear();
+        let found = {
+            let buf = self.inbuf.pending();
+            cfg.router.route(&RouteRequest {
+                host: head.authority.map_or(&b""[..], |a| a.get(buf)),
+                path: head.path.get(buf),
+                method: routing_method(head, buf, &self.headers),
+                buf,
+                headers: &self.headers,
+            })
         };
+        let (id, params) = match found {
+            Lookup::Found(id, params) => (id, params),
+            Lookup::NotFound => {
+                return self
+                    .refuse(head, &ProxyError::RouteNotFound, cfg, shard)
+                    .await
+            }
+            Lookup::MethodNotAllowed(allow) => {
+                ctx.answer_fields.extend_from_slice(b"Allow: ");
+                allow.write(&mut ctx.answer_fields);
+                ctx.answer_fields.extend_from_slice(b"\r\n");
+                return self.answer_local(head, 405, ctx, cfg, shard).await;
+            }
+        };
+        let route = cfg.router.get(id);
+        ctx.begin(id, params, route.policy.claims.len());
+        let step = {
+            let view = RequestView {
+                buf: self.inbuf.pending(),
+                head,
+                headers: &self.headers,
+                client_ip: &self.ip_text,
+            };
+            let step = gateway::request_phases(shard, &cfg.gateway, route, ctx, &view).await;
+            if step == Step::Continue {
+                gateway::prepare_forward(route, ctx, &view);
+            }
+            step
+        };
+        if let Step::Respond(status) = step {
+            return self.answer_local(head, status, ctx, cfg, shard).await;
+        }
         match &route.action {
-            Action::Respond(resp) => self.respond(head, resp, cfg, shard).await,
-            Action::Proxy(id) => {
+            Action::Respond(resp) => self.respond(head, resp, &ctx.resp_fields, cfg, shard).await,
+            Action::Aggregate(agg) => self.aggregate(shard, snap, head, agg, ctx).await,
+            Action::Proxy(up) => {
+                let changes = Changes {
+                    target: ctx.rewritten.then_some(&ctx.target[..]),
+                    request: FieldEdits {
+                        remove: &route.policy.request_ops.remove,
+                        extra: &ctx.req_fields,
+                    },
+                    response: FieldEdits {
+                        remove: &route.policy.response_ops.remove,
+                        extra: &ctx.resp_fields,
+                    },
+                };
                 let retry_unsafe = route.retry_non_idempotent;
-                crate::proxy::forward(self, shard, snap, head, *id, retry_unsafe).await
+                crate::proxy::forward(self, shard, snap, head, *up, retry_unsafe, &changes).await
             }
         }
     }
 
-    /// Answer with a configured static response.
+    /// Answer with a configured static response (plus the route's response fields).
     async fn respond(
         &mut self,
         head: &RequestHead,
         resp: &StaticResponse,
+        extra: &[u8],
         cfg: &Config,
         shard: &Shard,
     ) -> bool {
@@ -195,11 +261,90 @@ impl Conn {
         let skipped = self.skip_body(head.body);
         let close = !(head.keep_alive && skipped) || shard.draining();
         self.out.clear();
-        self.out
-            .extend_from_slice(resp.bytes(close, head.method == Method::Head));
+        resp.write_with(&mut self.out, &[extra], close, head.method == Method::Head);
         let sent =
             relay::write_all(&mut self.stream, &mut self.out, cfg.timeouts.client_send).await;
         sent.is_ok() && !close
+    }
+
+    /// The one writer of answers the phases give (204 preflight, 401, 403, 405, 429): the
+    /// status's pre-rendered answer with the context's extra fields. The request body is
+    /// dropped when it is already buffered in full; otherwise the connection closes.
+    async fn answer_local(
+        &mut self,
+        head: &RequestHead,
+        status: u16,
+        ctx: &RequestCtx,
+        cfg: &Config,
+        shard: &Shard,
+    ) -> bool {
+        self.inbuf.consume(head.head_len);
+        let keep = self.skip_body(head.body) && head.keep_alive && !shard.draining();
+        self.out.clear();
+        canned::local(status).write_with(
+            &mut self.out,
+            &[&ctx.resp_fields, &ctx.answer_fields],
+            !keep,
+            head.method == Method::Head,
+        );
+        let sent =
+            relay::write_all(&mut self.stream, &mut self.out, cfg.timeouts.client_send).await;
+        sent.is_ok() && keep
+    }
+
+    /// Fan out to the aggregate's parts and answer one JSON object.
+    async fn aggregate(
+        &mut self,
+        shard: &Shard,
+        snap: &Snapshot,
+        head: &RequestHead,
+        agg: &Aggregate,
+        ctx: &RequestCtx,
+    ) -> bool {
+        let cfg = &snap.config;
+        let mut body = Vec::new();
+        let result = gateway::aggregate::run(
+            shard,
+            snap,
+            agg,
+            self.inbuf.pending(),
+            &ctx.params,
+            &self.ip_text,
+            &mut body,
+        )
+        .await;
+        self.inbuf.consume(head.head_len);
+        let keep = self.skip_body(head.body) && head.keep_alive && !shard.draining();
+        let complete = match result {
+            Ok(complete) => complete,
+            Err(e) => {
+                return self
+                    .answer_error(&e, cfg, head.method == Method::Head, keep)
+                    .await
+            }
+        };
+        self.out.clear();
+        self.out
+            .extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n");
+        if !complete {
+            self.out
+                .extend_from_slice(b"X-Aggregate-Complete: false\r\n");
+        }
+        self.out.extend_from_slice(&ctx.resp_fields);
+        self.out.extend_from_slice(b"Content-Length: ");
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        self.out.extend_from_slice(if keep {
+            &b"\r\n\r\n"[..]
+        } else {
+            &b"\r\nConnection: close\r\n\r\n"[..]
+        });
+        if head.method != Method::Head {
+            self.out.extend_from_slice(&body);
+        }
+        let sent =
+            relay::write_all(&mut self.stream, &mut self.out, cfg.timeouts.client_send).await;
+        sent.is_ok() && keep
     }
 
     /// Answer an error for a request whose head is still in the buffer.
@@ -262,5 +407,23 @@ impl Conn {
                 true
             }
         }
+    }
+}
+
+/// The method routing matches: a CORS preflight (OPTIONS with Origin and
+/// Access-Control-Request-Method) is routed as the request it announces.
+fn routing_method(head: &RequestHead, buf: &[u8], headers: &[HeaderSpan]) -> Method {
+    if head.method != Method::Options {
+        return head.method;
+    }
+    let find = |name: &[u8]| {
+        headers
+            .iter()
+            .find(|h| h.name.get(buf).eq_ignore_ascii_case(name))
+            .map(|h| h.value.get(buf))
+    };
+    match (find(b"origin"), find(b"access-control-request-method")) {
+        (Some(_), Some(m)) => Method::of(m),
+        _ => head.method,
     }
 }

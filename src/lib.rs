@@ -6,7 +6,11 @@
 //!   shard      pinned thread, own monoio runtime, pools, balancers; control by message
 //!   listener   SO_REUSEPORT socket per shard; accept loop; connection limit
 //!   connection keep-alive loop: read head → http::request::parse → router::route
-//!              → Respond (static) | proxy::forward; the only writer to the client
+//!              → gateway phases (access → CORS → auth → rate limit → cache)
+//!              → respond (static) | gateway::aggregate | proxy::forward;
+//!              the only writer to the client
+//!   gateway    API-gateway policies: auth (JWT, API keys), rate limits (per-shard buckets,
+//!              leases from the key's owner shard), CORS, header transforms, rewrites
 //!   proxy      balancer::pick → upstream::pool checkout | connect → http::write head
 //!              → relay body → http::response::parse → write head → relay body → pool checkin;
 //!              on a connect failure or an unanswered request: pick another server (retries,
@@ -20,7 +24,9 @@
 //! - *shard*: one core's thread and everything it owns.
 //! - *downstream* / *client*: who connects to coregate; *upstream* / *cluster*: a named group
 //!   of *servers* coregate forwards to.
-//! - *route*: (host, path prefix) → an action: forward to a cluster, or a static response.
+//! - *route*: (host, path, method, fields) → an action: forward to a cluster, a static
+//!   response, or an aggregation of several upstream calls.
+//! - *consumer*: who a request is from, as authentication established it.
 
 #![forbid(unsafe_code)]
 #![deny(clippy::await_holding_refcell_ref)]
@@ -30,6 +36,7 @@ pub mod buf;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod gateway;
 pub mod health;
 pub mod http;
 pub mod listener;

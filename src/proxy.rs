@@ -20,7 +20,7 @@ use crate::connection::Conn;
 use crate::error::ProxyError;
 use crate::http::request::{Method, RequestHead};
 use crate::http::response::{self, ResponseError, ResponseHead};
-use crate::http::write::{self, ForwardInfo, OutFraming};
+use crate::http::write::{self, FieldEdits, ForwardInfo, OutFraming};
 use crate::http::{BodyKind, Version};
 use crate::relay::{self, Relay, RelayError, Sink, OUT_FLUSH_BYTES};
 use crate::shard::{Shard, Snapshot};
@@ -45,6 +45,15 @@ struct Exchange {
     response_started: bool,
 }
 
+/// What the gateway changes on the way through (route rewrites and header transforms).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Changes<'a> {
+    /// Upstream request-target instead of the client's.
+    pub target: Option<&'a [u8]>,
+    pub request: FieldEdits<'a>,
+    pub response: FieldEdits<'a>,
+}
+
 /// Forward `head` to cluster `id`. `retry_non_idempotent`: the route lets non-idempotent
 /// requests move to another server too. Returns whether the client connection may go on.
 pub async fn forward(
@@ -54,13 +63,15 @@ pub async fn forward(
     head: &RequestHead,
     id: UpstreamId,
     retry_non_idempotent: bool,
+    changes: &Changes<'_>,
 ) -> bool {
     let mut ex = Exchange {
         body_done: matches!(head.body, BodyKind::None | BodyKind::Length(0)),
         ..Exchange::default()
     };
     let cfg = &snap.config;
-    match attempt::exchange(conn, shard, snap, head, id, retry_non_idempotent, &mut ex).await {
+    let retry_unsafe = retry_non_idempotent;
+    match attempt::exchange(conn, shard, snap, head, id, retry_unsafe, changes, &mut ex).await {
         Ok(keep) => keep,
         Err(e) if ex.response_started => {
             debug!(peer = %conn.peer, error = %e, "response cut short; closing");
@@ -86,6 +97,7 @@ fn build_request(
     cfg: &Config,
     head: &RequestHead,
     server: &UpstreamServer,
+    changes: &Changes<'_>,
     ex: &mut Exchange,
 ) -> Result<Relay, ProxyError> {
     let framing = match head.body {
@@ -97,6 +109,8 @@ fn build_request(
         client_ip: &conn.ip_text,
         proto: conn.scheme,
         default_host: server.address.as_bytes(),
+        target: changes.target,
+        edits: changes.request,
     };
     conn.out.clear();
     write::request_head(
@@ -255,6 +269,7 @@ async fn send_response(
     mut up: UpstreamConn,
     resp: ResponseHead,
     extra: &[u8],
+    edits: &FieldEdits<'_>,
     ex: &mut Exchange,
 ) -> Result<bool, ProxyError> {
     let t = &cfg.timeouts;
@@ -270,6 +285,7 @@ async fn send_response(
         close,
         head.version,
         extra,
+        edits,
     );
     up.buf.consume(resp.head_len);
     let sink = if framing == OutFraming::Chunked {

@@ -1,28 +1,47 @@
-//! Route table: (host, path) → `Route`, compiled once per config load. Knows nothing of I/O.
+//! Route table: (host, path, method, header fields) → `Route`, compiled once per config load into
+//! hash maps and a `matchit` radix tree, so that a lookup costs O(host labels + path length),
+//! not O(routes). Knows nothing of I/O or of what a route does.
 //!
-//! Precedence, deterministic and documented in the README:
-//! 1. host: an exact host beats a `*.suffix` wildcard (longer suffix first), which beats a route
-//!    without `host`;
-//! 2. then the longest `path_prefix` (a plain byte prefix, as nginx's prefix locations);
-//! 3. then the order in the file.
+//! Precedence, deterministic and documented in the README ("Routing"):
+//! 1. host: an exact host, then `*.suffix` wildcards (longest suffix first), then routes
+//!    without `host`; a level whose routes all miss falls through to the next;
+//! 2. within a host level: `path_exact`, then `path` patterns (matchit: a static segment beats
+//!    a `{param}`, which beats a `{*catch_all}`), then the longest `path_prefix`;
+//! 3. among routes with the same host and path key: more header conditions first, then routes
+//!    with `methods` before routes without, then file order.
+//!
+//! A route whose path, host and headers match but whose `methods` refuse the request is
+//! remembered: if no route matches fully, the answer is 405 with the union of their methods.
+
+use std::collections::HashMap;
 
 use crate::config::UpstreamId;
+use crate::gateway::aggregate::Aggregate;
+use crate::gateway::RoutePolicy;
 use crate::http::canned::StaticResponse;
+use crate::http::request::Method;
+use crate::http::{HeaderSpan, Span};
 
-#[derive(Debug)]
-pub struct Router {
-    /// Sorted by precedence: the first entry that matches wins.
-    routes: Vec<Route>,
-}
+pub use crate::gateway::methods::MethodSet;
+
+/// Index of a route in `Router::routes`.
+pub type RouteId = usize;
+
+/// Most named parameters one pattern may capture.
+pub const PARAMS_MAX: usize = 8;
 
 #[derive(Debug)]
 pub struct Route {
     pub name: String,
     pub host: HostMatch,
-    pub path_prefix: String,
+    pub path: PathMatch,
+    /// `None`: every method.
+    pub methods: Option<MethodSet>,
+    pub headers: Vec<HeaderCond>,
     pub action: Action,
     /// Retries on another server allowed for non-idempotent methods too.
     pub retry_non_idempotent: bool,
+    pub policy: RoutePolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,37 +49,302 @@ pub enum HostMatch {
     Any,
     /// Lower-case host without port.
     Exact(String),
-    /// Lower-case suffix including the leading dot: `*.example.com` → ".example.com".
+    /// Lower-case suffix without the `*.`: `*.example.com` → "example.com".
     Suffix(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(String),
+    /// matchit syntax: `/users/{id}`, `/files/{*rest}`. `names` in capture order.
+    Pattern {
+        pattern: String,
+        names: Vec<String>,
+    },
+    Prefix(String),
+}
+
+/// A header condition: the field is present (`value: None`) or has exactly this value.
+#[derive(Debug, Clone)]
+pub struct HeaderCond {
+    /// Lower-case.
+    pub name: String,
+    pub value: Option<String>,
 }
 
 #[derive(Debug)]
 pub enum Action {
     Proxy(UpstreamId),
     Respond(StaticResponse),
+    Aggregate(Aggregate),
+}
+
+/// What the router needs to know of a request.
+pub struct RouteRequest<'a> {
+    /// Host field or absolute-form authority (port allowed).
+    pub host: &'a [u8],
+    pub path: &'a [u8],
+    pub method: Method,
+    /// The buffer `headers` index.
+    pub buf: &'a [u8],
+    pub headers: &'a [HeaderSpan],
+}
+
+/// Captured `{param}` values: spans into the request's buffer, in the pattern's order.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Params {
+    pub spans: [Span; PARAMS_MAX],
+    pub len: usize,
+}
+
+#[derive(Debug)]
+pub enum Lookup {
+    Found(RouteId, Params),
+    /// Path matched, method refused: the methods that would be accepted.
+    MethodNotAllowed(MethodSet),
+    NotFound,
+}
+
+/// One host level: routes by path, each key's candidates sorted by precedence.
+#[derive(Debug, Default)]
+struct PathTable {
+    exact: HashMap<Box<[u8]>, Vec<RouteId>>,
+    /// Pattern → index into `pattern_routes`.
+    patterns: matchit::Router<usize>,
+    pattern_routes: Vec<Vec<RouteId>>,
+    /// Pattern text → index into `pattern_routes` (routes sharing one pattern share an entry).
+    pattern_text: HashMap<String, usize>,
+    prefixes: HashMap<Box<[u8]>, Vec<RouteId>>,
+    /// Distinct prefix lengths, longest first.
+    prefix_lens: Vec<usize>,
+}
+
+#[derive(Debug)]
+pub struct Router {
+    routes: Vec<Route>,
+    exact_hosts: HashMap<Box<[u8]>, PathTable>,
+    wildcard_hosts: HashMap<Box<[u8]>, PathTable>,
+    any_host: PathTable,
+}
+
+/// A pattern that matchit refuses (syntax, or a conflict with another route's pattern).
+#[derive(Debug)]
+pub struct PatternError {
+    pub route: RouteId,
+    pub problem: String,
 }
 
 // === impl Router ===
 
 impl Router {
     /// `routes` in file order.
-    pub fn new(mut routes: Vec<Route>) -> Router {
-        // Stable sort keeps file order among equals.
-        routes.sort_by_key(|r| std::cmp::Reverse((r.host.rank(), r.path_prefix.len())));
-        Router { routes }
-    }
-
-    /// `host` is the Host field value or the authority of an absolute-form target (port allowed);
-    /// `path` is the target's path without the query.
-    pub fn route(&self, host: &[u8], path: &[u8]) -> Option<&Route> {
-        let host = strip_port(host);
-        self.routes
-            .iter()
-            .find(|r| r.host.matches(host) && path.starts_with(r.path_prefix.as_bytes()))
+    pub fn new(routes: Vec<Route>) -> Result<Router, PatternError> {
+        let mut r = Router {
+            routes,
+            exact_hosts: HashMap::new(),
+            wildcard_hosts: HashMap::new(),
+            any_host: PathTable::default(),
+        };
+        let mut order: Vec<RouteId> = (0..r.routes.len()).collect();
+        // Stable: file order among equals.
+        order.sort_by_key(|&id| {
+            let rt = &r.routes[id];
+            std::cmp::Reverse((rt.headers.len(), rt.methods.is_some()))
+        });
+        for id in order {
+            let table = match &r.routes[id].host {
+                HostMatch::Any => &mut r.any_host,
+                HostMatch::Exact(h) => r.exact_hosts.entry(h.as_bytes().into()).or_default(),
+                HostMatch::Suffix(s) => r.wildcard_hosts.entry(s.as_bytes().into()).or_default(),
+            };
+            table.add(id, &r.routes[id].path)?;
+        }
+        for t in std::iter::once(&mut r.any_host)
+            .chain(r.exact_hosts.values_mut())
+            .chain(r.wildcard_hosts.values_mut())
+        {
+            t.prefix_lens.sort_unstable_by(|a, b| b.cmp(a));
+            t.prefix_lens.dedup();
+        }
+        Ok(r)
     }
 
     pub fn routes(&self) -> &[Route] {
         &self.routes
+    }
+
+    pub fn get(&self, id: RouteId) -> &Route {
+        &self.routes[id]
+    }
+
+    pub fn route(&self, req: &RouteRequest<'_>) -> Lookup {
+        let host = strip_port(req.host);
+        let mut refused = MethodSet::EMPTY;
+        if let Some(t) = self.exact_host(host) {
+            if let Some(found) = t.lookup(self, req, &mut refused) {
+                return found;
+            }
+        }
+        // Wildcards: try each suffix after a dot, longest first ("a.b.c" → "b.c", "c").
+        let mut rest = host;
+        while let Some(dot) = rest.iter().position(|&b| b == b'.') {
+            rest = &rest[dot + 1..];
+            if let Some(t) = self.wildcard(rest) {
+                if let Some(found) = t.lookup(self, req, &mut refused) {
+                    return found;
+                }
+            }
+        }
+        if let Some(found) = self.any_host.lookup(self, req, &mut refused) {
+            return found;
+        }
+        if refused.is_empty() {
+            Lookup::NotFound
+        } else {
+            Lookup::MethodNotAllowed(refused)
+        }
+    }
+
+    fn exact_host(&self, host: &[u8]) -> Option<&PathTable> {
+        if self.exact_hosts.is_empty() {
+            return None;
+        }
+        lowered(host, |h| self.exact_hosts.get(h))
+    }
+
+    fn wildcard(&self, suffix: &[u8]) -> Option<&PathTable> {
+        if self.wildcard_hosts.is_empty() {
+            return None;
+        }
+        lowered(suffix, |h| self.wildcard_hosts.get(h))
+    }
+
+    /// Does `id` accept the request's fields and method? Records a method refusal.
+    fn accepts(&self, id: RouteId, req: &RouteRequest<'_>, refused: &mut MethodSet) -> bool {
+        let r = &self.routes[id];
+        if !r.headers.iter().all(|c| c.matches(req.buf, req.headers)) {
+            return false;
+        }
+        match r.methods {
+            Some(m) if !m.contains(req.method) => {
+                *refused = refused.union(m);
+                false
+            }
+            _ => true,
+        }
+    }
+}
+
+/// Look `key` up lower-cased without allocating (hosts are short; longer ones never match).
+fn lowered<'t, T>(key: &[u8], get: impl Fn(&[u8]) -> Option<&'t T>) -> Option<&'t T> {
+    let mut tmp = [0u8; 256];
+    let dst = tmp.get_mut(..key.len())?;
+    dst.copy_from_slice(key);
+    dst.make_ascii_lowercase();
+    get(dst)
+}
+
+// === impl PathTable ===
+
+impl PathTable {
+    fn add(&mut self, id: RouteId, path: &PathMatch) -> Result<(), PatternError> {
+        match path {
+            PathMatch::Exact(p) => self.exact.entry(p.as_bytes().into()).or_default().push(id),
+            PathMatch::Prefix(p) => {
+                self.prefixes
+                    .entry(p.as_bytes().into())
+                    .or_default()
+                    .push(id);
+                self.prefix_lens.push(p.len());
+            }
+            PathMatch::Pattern { pattern, .. } => {
+                if let Some(&i) = self.pattern_text.get(pattern) {
+                    self.pattern_routes[i].push(id);
+                    return Ok(());
+                }
+                let i = self.pattern_routes.len();
+                self.patterns
+                    .insert(pattern.clone(), i)
+                    .map_err(|e| PatternError {
+                        route: id,
+                        problem: e.to_string(),
+                    })?;
+                self.pattern_routes.push(vec![id]);
+                self.pattern_text.insert(pattern.clone(), i);
+            }
+        }
+        Ok(())
+    }
+
+    fn lookup(
+        &self,
+        router: &Router,
+        req: &RouteRequest<'_>,
+        refused: &mut MethodSet,
+    ) -> Option<Lookup> {
+        let first = |ids: &[RouteId], refused: &mut MethodSet| {
+            ids.iter()
+                .copied()
+                .find(|&id| router.accepts(id, req, refused))
+        };
+        if let Some(ids) = self.exact.get(req.path) {
+            if let Some(id) = first(ids, refused) {
+                return Some(Lookup::Found(id, Params::default()));
+            }
+        }
+        if !self.pattern_routes.is_empty() {
+            if let Some(found) = self.pattern(req, |ids, r| first(ids, r), refused) {
+                return Some(found);
+            }
+        }
+        for &len in &self.prefix_lens {
+            let Some(head) = req.path.get(..len) else {
+                continue;
+            };
+            if let Some(ids) = self.prefixes.get(head) {
+                if let Some(id) = first(ids, refused) {
+                    return Some(Lookup::Found(id, Params::default()));
+                }
+            }
+        }
+        None
+    }
+
+    fn pattern(
+        &self,
+        req: &RouteRequest<'_>,
+        first: impl Fn(&[RouteId], &mut MethodSet) -> Option<RouteId>,
+        refused: &mut MethodSet,
+    ) -> Option<Lookup> {
+        let path = std::str::from_utf8(req.path).ok()?;
+        let m = self.patterns.at(path).ok()?;
+        let id = first(self.pattern_routes.get(*m.value)?, refused)?;
+        let mut params = Params::default();
+        // Values are slices of `path`, itself a slice of `req.buf`: their offsets are spans.
+        let base = req.buf.as_ptr() as usize;
+        for (_, v) in m.params.iter().take(PARAMS_MAX) {
+            let start = (v.as_ptr() as usize).wrapping_sub(base);
+            params.spans[params.len] = Span {
+                start: start as u32,
+                end: (start + v.len()) as u32,
+            };
+            params.len += 1;
+        }
+        Some(Lookup::Found(id, params))
+    }
+}
+
+// === impl HeaderCond ===
+
+impl HeaderCond {
+    fn matches(&self, buf: &[u8], headers: &[HeaderSpan]) -> bool {
+        headers.iter().any(|h| {
+            h.name.get(buf).eq_ignore_ascii_case(self.name.as_bytes())
+                && self
+                    .value
+                    .as_ref()
+                    .is_none_or(|v| h.value.get(buf) == v.as_bytes())
+        })
     }
 }
 
@@ -75,6 +359,7 @@ impl HostMatch {
             None => (false, lower.as_str()),
         };
         let valid = !name.is_empty()
+            && name.len() < 256
             && name.split('.').all(|label| {
                 !label.is_empty()
                     && label
@@ -85,29 +370,10 @@ impl HostMatch {
             return None;
         }
         Some(if wild {
-            HostMatch::Suffix(format!(".{name}"))
+            HostMatch::Suffix(name.to_string())
         } else {
             HostMatch::Exact(name.to_string())
         })
-    }
-
-    fn rank(&self) -> (u8, usize) {
-        match self {
-            HostMatch::Exact(_) => (2, 0),
-            HostMatch::Suffix(s) => (1, s.len()),
-            HostMatch::Any => (0, 0),
-        }
-    }
-
-    fn matches(&self, host: &[u8]) -> bool {
-        match self {
-            HostMatch::Any => true,
-            HostMatch::Exact(h) => host.eq_ignore_ascii_case(h.as_bytes()),
-            HostMatch::Suffix(s) => {
-                host.len() > s.len()
-                    && host[host.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
-            }
-        }
     }
 }
 
@@ -126,64 +392,4 @@ fn strip_port(host: &[u8]) -> &[u8] {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn route(name: &str, host: Option<&str>, prefix: &str) -> Route {
-        Route {
-            name: name.into(),
-            host: host.map_or(HostMatch::Any, |h| HostMatch::parse(h).unwrap()),
-            path_prefix: prefix.into(),
-            action: Action::Proxy(0),
-            retry_non_idempotent: false,
-        }
-    }
-
-    fn pick<'a>(r: &'a Router, host: &str, path: &str) -> Option<&'a str> {
-        r.route(host.as_bytes(), path.as_bytes())
-            .map(|r| r.name.as_str())
-    }
-
-    #[test]
-    fn longest_prefix_wins_then_file_order() {
-        let r = Router::new(vec![
-            route("root", None, "/"),
-            route("api", None, "/api"),
-            route("api-v1", None, "/api/v1"),
-            route("api-dup", None, "/api"),
-        ]);
-        assert_eq!(pick(&r, "x", "/api/v1/users"), Some("api-v1"));
-        assert_eq!(pick(&r, "x", "/api/v2"), Some("api"));
-        assert_eq!(pick(&r, "x", "/apix"), Some("api"));
-        assert_eq!(pick(&r, "x", "/other"), Some("root"));
-    }
-
-    #[test]
-    fn exact_host_beats_wildcard_beats_any() {
-        let r = Router::new(vec![
-            route("any", None, "/static"),
-            route("wild", Some("*.example.com"), "/"),
-            route("exact", Some("api.example.com"), "/"),
-        ]);
-        assert_eq!(pick(&r, "api.example.com", "/static/x"), Some("exact"));
-        assert_eq!(pick(&r, "API.Example.com:8443", "/"), Some("exact"));
-        assert_eq!(pick(&r, "www.example.com", "/static"), Some("wild"));
-        assert_eq!(pick(&r, "a.b.example.com", "/"), Some("wild"));
-        assert_eq!(pick(&r, "example.com", "/static"), Some("any"));
-        assert_eq!(pick(&r, "example.com", "/"), None);
-    }
-
-    #[test]
-    fn host_forms() {
-        assert_eq!(strip_port(b"[::1]:8080"), b"[::1]");
-        assert_eq!(strip_port(b"h:1"), b"h");
-        assert_eq!(strip_port(b"h"), b"h");
-        assert!(HostMatch::parse("*.").is_none());
-        assert!(HostMatch::parse("a..b").is_none());
-        assert!(HostMatch::parse("a b").is_none());
-        assert_eq!(
-            HostMatch::parse("*.Ex.com"),
-            Some(HostMatch::Suffix(".ex.com".into()))
-        );
-    }
-}
+mod tests;

@@ -14,6 +14,9 @@ use crate::shard::{self, Control, ShardPlan};
 
 /// Control messages queued for one shard (health transitions, address changes, shutdown).
 const CONTROL_QUEUE_MAX: usize = 4096;
+/// Rate-limit lease requests waiting at one owner shard; a requester finding it full lets its
+/// request through rather than wait (see gateway::rate_limit).
+const LEASE_QUEUE_MAX: usize = 4096;
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -99,7 +102,15 @@ impl Server {
         };
         let side = health::needed(&self.config)
             .then(|| flume::bounded::<health::Report>(health::REPORT_QUEUE_MAX));
-        for (id, core) in self.cores.iter().enumerate() {
+        // Rate-limit lease requests between shards travel on their own bounded queues, apart
+        // from the control messages.
+        let leases: Vec<_> = self
+            .cores
+            .iter()
+            .map(|_| flume::bounded(LEASE_QUEUE_MAX))
+            .collect();
+        let lease_peers: Vec<_> = leases.iter().map(|(tx, _)| tx.clone()).collect();
+        for ((id, core), (_, lease_rx)) in self.cores.iter().enumerate().zip(leases) {
             let listeners = self
                 .listeners
                 .iter_mut()
@@ -119,6 +130,8 @@ impl Server {
                 listeners,
                 control: rx,
                 reports: side.as_ref().map(|(tx, _)| tx.clone()),
+                leases: lease_rx,
+                lease_peers: lease_peers.clone(),
             };
             handle.controls.push(tx);
             handle

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::balancer::Balancer;
 use crate::config::{Config, Driver, UpstreamId};
+use crate::gateway::rate_limit::{LeaseRequest, Limiter};
 use crate::health::Report;
 use crate::signal::Signal;
 use crate::upstream::pool::Pools;
@@ -76,6 +77,10 @@ pub struct Shard {
     pub id: usize,
     snapshot: Rc<Snapshot>,
     pub pools: Pools,
+    /// Rate-limit buckets this shard owns and leases it holds.
+    pub limiter: Limiter,
+    /// Every shard's rate-limit lease queue (this one's included), indexed by shard id.
+    pub peers: Vec<flume::Sender<LeaseRequest>>,
     /// Open client connections.
     connections: Cell<usize>,
     /// Requests between head received and response finished.
@@ -89,12 +94,20 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn new(id: usize, config: Arc<Config>, reports: Option<flume::Sender<Report>>) -> Shard {
+    pub fn new(
+        id: usize,
+        config: Arc<Config>,
+        reports: Option<flume::Sender<Report>>,
+        peers: Vec<flume::Sender<LeaseRequest>>,
+    ) -> Shard {
         let pools = Pools::new(&config.pools);
+        let limiter = Limiter::new(&config.gateway.rate_limits);
         Shard {
             id,
             snapshot: Rc::new(Snapshot::new(config, id)),
             pools,
+            limiter,
+            peers,
             connections: Cell::new(0),
             active: Cell::new(0),
             draining: Cell::new(false),
@@ -198,6 +211,10 @@ pub struct ShardPlan {
     pub control: flume::Receiver<Control>,
     /// To the control thread, when one runs.
     pub reports: Option<flume::Sender<Report>>,
+    /// Rate-limit lease requests from other shards for keys this shard owns.
+    pub leases: flume::Receiver<LeaseRequest>,
+    /// Every shard's lease queue (this one's included), indexed by shard id.
+    pub lease_peers: Vec<flume::Sender<LeaseRequest>>,
 }
 
 pub fn spawn(plan: ShardPlan) -> io::Result<JoinHandle<()>> {
@@ -281,7 +298,21 @@ pub(crate) fn build_runtime(choice: Driver) -> io::Result<(Fusion, &'static str)
 }
 
 async fn shard_main(plan: ShardPlan) {
-    let shard = Rc::new(Shard::new(plan.id, plan.config, plan.reports));
+    let shard = Rc::new(Shard::new(
+        plan.id,
+        plan.config,
+        plan.reports,
+        plan.lease_peers,
+    ));
+    // Answer other shards' lease requests for the rate-limit keys this shard owns.
+    let owner = shard.clone();
+    let leases = plan.leases;
+    monoio::spawn(async move {
+        while let Ok(req) = leases.recv_async().await {
+            let grant = owner.limiter.take_owned(req.policy, req.hash, req.want);
+            let _ = req.reply.try_send(grant);
+        }
+    });
     for (name, socket) in plan.listeners {
         let tls = shard
             .snapshot

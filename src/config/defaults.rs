@@ -90,3 +90,16 @@ pub const THRESHOLD_MAX: u32 = 1000;
 /// Shortest probe interval (a probe storm is a self-inflicted outage).
 pub const HEALTH_INTERVAL_MS_MIN: u64 = 10;
 pub const IDLE_PER_SERVER_LIMIT: usize = 100_000;
+
+/// JWT clock-skew allowance for `exp` and `nbf` (jsonwebtoken's own default is 60 s).
+pub const JWT_LEEWAY_S: u64 = 30;
+/// Claim that names the consumer of a JWT.
+pub const JWT_CONSUMER_CLAIM: &str = "sub";
+/// Rate-limit period when a policy names none.
+pub const RATE_PERIOD_MS: u64 = 1000;
+/// Keys a rate-limit policy tracks per shard (owned buckets and held leases, each) before idle
+/// ones are evicted: about 3 MiB per table at this size.
+pub const RATE_KEYS_MAX: usize = 100_000;
+pub const RATE_KEYS_LIMIT: usize = 10_000_000;
+/// Answer parts of an aggregate route.
+pub const AGGREGATE_PARTS_MAX: usize = 16;

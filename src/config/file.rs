@@ -6,6 +6,7 @@ use serde::Deserialize;
 use std::fmt;
 
 use super::defaults as d;
+pub use super::gateway_file::RouteFile;
 pub use super::upstream_file::{
     BalanceFile, HealthFile, OutlierFile, ServerEntryFile, UpstreamFile,
 };
@@ -28,6 +29,15 @@ pub struct FileConfig {
     pub upstreams: Vec<UpstreamFile>,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteFile>,
+    /// `[[auth]]`: JWT and API-key policies that routes name.
+    #[serde(default, rename = "auth")]
+    pub auths: Vec<super::gateway_file::AuthFile>,
+    /// `[[rate_limit]]`: token-bucket policies that routes name.
+    #[serde(default, rename = "rate_limit")]
+    pub rate_limits: Vec<super::gateway_file::RateLimitFile>,
+    /// `[[cors]]`: CORS policies that routes name.
+    #[serde(default, rename = "cors")]
+    pub cors: Vec<super::gateway_file::CorsFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,24 +216,7 @@ pub struct SniFile {
     pub key: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteFile {
-    pub name: Option<String>,
-    /// "api.example.com" or "*.example.com"; absent matches every host.
-    pub host: Option<String>,
-    /// Defaults to "/" (every path).
-    pub path_prefix: Option<String>,
-    /// Exactly one of `upstream` and `respond`.
-    pub upstream: Option<String>,
-    pub respond: Option<RespondFile>,
-    /// Retry non-idempotent methods (POST, PATCH…) on another server after a reset before
-    /// any response byte, as idempotent ones are.
-    #[serde(default)]
-    pub retry_non_idempotent: bool,
-}
-
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RespondFile {
     pub status: u16,

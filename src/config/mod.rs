@@ -4,10 +4,13 @@
 
 pub mod defaults;
 pub mod file;
+pub mod gateway_file;
 mod health;
 pub mod upstream;
 mod upstream_file;
 mod validate;
+mod validate_auth;
+mod validate_route;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -20,6 +23,7 @@ pub use upstream::{
     Balance, HashKey, PoolAddress, RetryBudget, Upstream, UpstreamId, UpstreamServer,
 };
 
+use crate::gateway::Gateway;
 use crate::router::Router;
 
 /// The validated, built configuration.
@@ -38,6 +42,8 @@ pub struct Config {
     /// The distinct server addresses as written, indexed by `UpstreamServer::pool`.
     pub pools: Vec<PoolAddress>,
     pub router: Router,
+    /// Auth, rate-limit and CORS policies that routes refer to by index.
+    pub gateway: Gateway,
 }
 
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use super::defaults as d;
 use super::file::*;
 use super::*;
 use crate::http::canned::StaticResponse;
-use crate::router::{Action, HostMatch, Route, Router};
+use crate::router::HostMatch;
 
 pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigError>> {
     let mut errs = Vec::new();
@@ -19,7 +19,10 @@ pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigE
     let log = log(&file.log, &mut errs);
     let listeners = listeners(&file.listeners, path, &mut errs);
     let (upstreams, pools) = super::upstream::build(&file.upstreams, &mut errs);
-    let router = routes(&file.routes, &upstreams, &mut errs);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let gateway = super::validate_auth::gateway(&file, dir, &mut errs);
+    let router =
+        super::validate_route::routes(&file.routes, &upstreams, &gateway, &timeouts, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -34,6 +37,7 @@ pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigE
         pool_count: pools.len(),
         pools,
         router,
+        gateway,
     })
 }
 
@@ -127,7 +131,7 @@ fn limits(f: &LimitsFile, errs: &mut Vec<ConfigError>) -> Limits {
     }
 }
 
-fn check_ms(key: &str, v: u64, min: u64, max: u64, errs: &mut Vec<ConfigError>) {
+pub(super) fn check_ms(key: &str, v: u64, min: u64, max: u64, errs: &mut Vec<ConfigError>) {
     if v < min || v > max {
         errs.push(ConfigError::new(
             key,
@@ -230,66 +234,11 @@ fn tls(
     }
 }
 
-fn routes(files: &[RouteFile], upstreams: &[Upstream], errs: &mut Vec<ConfigError>) -> Router {
-    let mut out = Vec::new();
-    for (i, r) in files.iter().enumerate() {
-        let key = |k: &str| format!("route[{i}].{k}");
-        let name = r.name.clone().unwrap_or_else(|| format!("route{i}"));
-        let host = match &r.host {
-            None => HostMatch::Any,
-            Some(h) => match HostMatch::parse(h) {
-                Some(m) => m,
-                None => {
-                    errs.push(ConfigError::new(
-                        key("host"),
-                        format!("\"{h}\" is not a host name or *.suffix"),
-                    ));
-                    HostMatch::Any
-                }
-            },
-        };
-        let path_prefix = r.path_prefix.clone().unwrap_or_else(|| "/".into());
-        if !path_prefix.starts_with('/') || path_prefix.bytes().any(|b| b <= b' ' || b >= 0x7f) {
-            errs.push(ConfigError::new(
-                key("path_prefix"),
-                format!("\"{path_prefix}\" must start with / and hold no spaces or controls"),
-            ));
-        }
-        let action = match (&r.upstream, &r.respond) {
-            (Some(_), Some(_)) | (None, None) => {
-                errs.push(ConfigError::new(
-                    format!("route[{i}]"),
-                    "needs exactly one of `upstream` and `respond`",
-                ));
-                continue;
-            }
-            (Some(u), None) => match upstreams.iter().position(|x| &x.name == u) {
-                Some(id) => Action::Proxy(id),
-                None => {
-                    errs.push(ConfigError::new(
-                        key("upstream"),
-                        format!("names upstream \"{u}\", which is not defined"),
-                    ));
-                    continue;
-                }
-            },
-            (None, Some(resp)) => match respond(resp, &key("respond"), errs) {
-                Some(s) => Action::Respond(s),
-                None => continue,
-            },
-        };
-        out.push(Route {
-            name,
-            host,
-            path_prefix,
-            action,
-            retry_non_idempotent: r.retry_non_idempotent,
-        });
-    }
-    Router::new(out)
-}
-
-fn respond(r: &RespondFile, key: &str, errs: &mut Vec<ConfigError>) -> Option<StaticResponse> {
+pub(super) fn respond(
+    r: &RespondFile,
+    key: &str,
+    errs: &mut Vec<ConfigError>,
+) -> Option<StaticResponse> {
     if !(200..=599).contains(&r.status) {
         errs.push(ConfigError::new(
             format!("{key}.status"),

@@ -26,6 +26,22 @@ impl StaticResponse {
         }
     }
 
+    /// Append the response to `out` with `extra` field lines (each `Name: value\r\n`) after
+    /// the status line: the one writer of answers coregate gives itself with extra fields
+    /// (401 + WWW-Authenticate, 405 + Allow, 429 + Retry-After, CORS, RateLimit-*).
+    pub fn write_with(&self, out: &mut Vec<u8>, extra: &[&[u8]], close: bool, head_only: bool) {
+        let all = self.bytes(close, head_only);
+        let line = all
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(all.len(), |p| p + 2);
+        out.extend_from_slice(&all[..line]);
+        for e in extra {
+            out.extend_from_slice(e);
+        }
+        out.extend_from_slice(&all[line..]);
+    }
+
     /// The bytes to write; `head_only` for HEAD requests (same head, no body).
     pub fn bytes(&self, close: bool, head_only: bool) -> &[u8] {
         let (all, head) = if close {
@@ -106,9 +122,21 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 /// The statuses coregate answers on its own when something fails.
-const ERROR_STATUSES: [u16; 14] = [
-    400, 403, 404, 405, 408, 413, 414, 417, 431, 500, 502, 503, 504, 505,
+const ERROR_STATUSES: [u16; 16] = [
+    400, 401, 403, 404, 405, 408, 413, 414, 417, 429, 431, 500, 502, 503, 504, 505,
 ];
+
+static NO_CONTENT: LazyLock<StaticResponse> =
+    LazyLock::new(|| StaticResponse::new(204, "text/plain", b""));
+
+/// The pre-rendered answer a phase gives itself: 204 (CORS preflight) or an error status.
+pub fn local(status: u16) -> &'static StaticResponse {
+    if status == 204 {
+        &NO_CONTENT
+    } else {
+        error(status)
+    }
+}
 
 static ERRORS: LazyLock<Vec<StaticResponse>> = LazyLock::new(|| {
     ERROR_STATUSES
@@ -145,6 +173,17 @@ mod tests {
         assert_eq!(
             r.bytes(true, true),
             b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn extra_fields_follow_the_status_line() {
+        let mut out = Vec::new();
+        error(429).write_with(&mut out, &[b"Retry-After: 3\r\n", b"X: y\r\n"], false, true);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\nX: y\r\n\
+Content-Type: text/plain\r\nContent-Length: 22\r\n\r\n"
         );
     }
 

@@ -23,7 +23,7 @@ pub enum Method {
 }
 
 impl Method {
-    fn of(m: &[u8]) -> Method {
+    pub fn of(m: &[u8]) -> Method {
         match m {
             b"GET" => Method::Get,
             b"HEAD" => Method::Head,

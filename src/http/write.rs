@@ -1,6 +1,8 @@
 //! Serialise heads for the next hop. Never forwards client or upstream bytes raw: the start line
 //! and every field are written again, hop-by-hop fields are dropped, and exactly one framing
-//! field of our own is added (RFC 9110 §7.6.1, RFC 9112 §6).
+//! field of our own is added (RFC 9110 §7.6.1, RFC 9112 §6). `FieldEdits` is the one mechanism
+//! for changing fields on the way (route transforms, claims forwarded, CORS and RateLimit-*
+//! fields, hiding Server…): drop fields by name, then append finished field lines.
 
 use super::header::{HeaderKind, HeaderSpan};
 use super::request::RequestHead;
@@ -23,6 +25,22 @@ pub enum OutFraming {
     Close,
 }
 
+/// Field changes for one head: names to drop (lower-case; compared case-insensitively), and
+/// finished `Name: value\r\n` lines added after the message's own fields. Applied after
+/// hop-by-hop removal and before our framing field, so edits can neither remove nor fake
+/// framing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FieldEdits<'a> {
+    pub remove: &'a [Box<[u8]>],
+    pub extra: &'a [u8],
+}
+
+impl FieldEdits<'_> {
+    fn drops(&self, name: &[u8]) -> bool {
+        self.remove.iter().any(|r| name.eq_ignore_ascii_case(r))
+    }
+}
+
 /// Per-connection facts added to forwarded requests.
 pub struct ForwardInfo<'a> {
     /// Client address as text, for X-Forwarded-For.
@@ -31,6 +49,9 @@ pub struct ForwardInfo<'a> {
     pub proto: &'static [u8],
     /// Host to send when the client sent none (HTTP/1.0).
     pub default_host: &'a [u8],
+    /// Request-target to send instead of the client's (a route rewrite).
+    pub target: Option<&'a [u8]>,
+    pub edits: FieldEdits<'a>,
 }
 
 /// Upstream request head: `buf` is the client's read buffer the head was parsed from.
@@ -44,12 +65,12 @@ pub fn request_head(
 ) {
     out.extend_from_slice(head.method_span.get(buf));
     out.push(b' ');
-    out.extend_from_slice(head.target.get(buf));
+    out.extend_from_slice(info.target.unwrap_or_else(|| head.target.get(buf)));
     out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     let host = head.authority.map_or(info.default_host, |a| a.get(buf));
     out.extend_from_slice(host);
     out.extend_from_slice(b"\r\n");
-    copy_fields(out, buf, headers);
+    copy_fields(out, buf, headers, &info.edits);
 
     out.extend_from_slice(b"X-Forwarded-For: ");
     if join_values(out, buf, headers, HeaderKind::XForwardedFor) {
@@ -64,6 +85,7 @@ pub fn request_head(
     }
     out.extend_from_slice(b"\r\n");
     via(out, buf, headers, head.version);
+    out.extend_from_slice(info.edits.extra);
     framing_field(out, framing);
     out.extend_from_slice(b"\r\n");
 }
@@ -80,13 +102,14 @@ pub fn response_head(
     close: bool,
     client_version: Version,
     extra: &[u8],
+    edits: &FieldEdits<'_>,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(itoa::Buffer::new().format(head.status).as_bytes());
     out.push(b' ');
     out.extend_from_slice(head.reason.get(buf));
     out.extend_from_slice(b"\r\n");
-    copy_fields(out, buf, headers);
+    copy_fields(out, buf, headers, edits);
     // Forwarded as-is: X-Forwarded-* mean nothing in a response.
     for kind in [
         HeaderKind::XForwardedFor,
@@ -100,6 +123,7 @@ pub fn response_head(
         }
     }
     via(out, buf, headers, head.version);
+    out.extend_from_slice(edits.extra);
     out.extend_from_slice(extra);
     framing_field(out, framing);
     if close {
@@ -110,10 +134,13 @@ pub fn response_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// Every end-to-end field (kind `Other`), in order.
-fn copy_fields(out: &mut Vec<u8>, buf: &[u8], headers: &[HeaderSpan]) {
+/// Every end-to-end field (kind `Other`) that `edits` does not drop, in order.
+fn copy_fields(out: &mut Vec<u8>, buf: &[u8], headers: &[HeaderSpan], edits: &FieldEdits<'_>) {
     for h in headers.iter().filter(|h| h.kind == HeaderKind::Other) {
-        field(out, h.name.get(buf), h.value.get(buf));
+        let name = h.name.get(buf);
+        if edits.remove.is_empty() || !edits.drops(name) {
+            field(out, name, h.value.get(buf));
+        }
     }
 }
 
@@ -197,6 +224,8 @@ Upgrade: h2c\r\nProxy-Authorization: x\r\nAccept: */*\r\nVia: 1.1 edge\r\n\r\n";
             client_ip: b"10.0.0.1",
             proto: b"http",
             default_host: b"up",
+            target: None,
+            edits: FieldEdits::default(),
         };
         request_head(&mut out, raw, &head, &h, &info, OutFraming::None);
         assert_eq!(
@@ -223,11 +252,40 @@ Server: s\r\nTransfer-Encoding: chunked\r\n\r\n";
             true,
             Version::Http11,
             b"Set-Cookie: cg=1\r\n",
+            &FieldEdits::default(),
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\nServer: s\r\nVia: 1.1 coregate\r\nSet-Cookie: cg=1\r\n\
 Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn edits_drop_and_add_fields_but_never_framing() {
+        let raw = b"GET /a?q HTTP/1.1\r\nHost: h\r\nX-User: forged\r\nAccept: */*\r\n\
+Content-Length: 0\r\n\r\n";
+        let mut h = Vec::new();
+        let head = request::parse(raw, &limits(), &mut h).unwrap().unwrap();
+        let remove: Vec<Box<[u8]>> =
+            vec![b"x-user".to_vec().into(), b"content-length".to_vec().into()];
+        let info = ForwardInfo {
+            client_ip: b"10.0.0.1",
+            proto: b"http",
+            default_host: b"up",
+            target: Some(b"/b?q"),
+            edits: FieldEdits {
+                remove: &remove,
+                extra: b"X-User: alice\r\n",
+            },
+        };
+        let mut out = Vec::new();
+        request_head(&mut out, raw, &head, &h, &info, OutFraming::Length(0));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /b?q HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.1\r\n\
+X-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\nVia: 1.1 coregate\r\nX-User: alice\r\n\
+Content-Length: 0\r\n\r\n"
         );
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use tracing::debug;
 
-use super::{build_request, send_request, send_response, Attempt, Exchange};
+use super::{build_request, send_request, send_response, Attempt, Changes, Exchange};
 use crate::balancer::{Affinity, Balancer, RequestFacts, Tried, Verdict};
 use crate::config::{Config, Upstream, UpstreamId, UpstreamServer};
 use crate::connection::Conn;
@@ -24,6 +24,7 @@ use crate::upstream::{self, UpstreamConn};
 
 /// The attempt loop: pick a server, try it; on a failure that allows it, pick another one not
 /// tried yet, up to `retries` more times and within the cluster's retry budget.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn exchange(
     conn: &mut Conn,
     shard: &Shard,
@@ -31,6 +32,7 @@ pub(super) async fn exchange(
     head: &RequestHead,
     id: UpstreamId,
     retry_non_idempotent: bool,
+    changes: &Changes<'_>,
     ex: &mut Exchange,
 ) -> Result<bool, ProxyError> {
     let cfg = &snap.config;
@@ -53,7 +55,7 @@ pub(super) async fn exchange(
     let mut server =
         c.lb.pick(upstream, &c.affinity, &tried, now)
             .ok_or(ProxyError::NoServer)?;
-    let mut body = build_request(conn, cfg, head, &upstream.servers[server], ex)?;
+    let mut body = build_request(conn, cfg, head, &upstream.servers[server], changes, ex)?;
     let replayable = body.is_done();
     let resendable = replayable && (retry::idempotent(head.method) || retry_non_idempotent);
     loop {
@@ -70,7 +72,10 @@ pub(super) async fn exchange(
                     c.lb.answered(upstream, server, resp.status, latency, now),
                 );
                 let cookie = sticky_cookie(upstream, &c.affinity, server);
-                let sent = send_response(conn, shard, cfg, upstream, head, up, resp, cookie, ex);
+                let edits = &changes.response;
+                let sent = send_response(
+                    conn, shard, cfg, upstream, head, up, resp, cookie, edits, ex,
+                );
                 let result = sent.await;
                 drop(load);
                 return result;

@@ -1,0 +1,68 @@
+//! `RequestCtx`: the one plain per-request context the phases fill in and the action reads
+//! (route, captured parameters, consumer, claims, rendered fields, rewritten target). One per
+//! connection, cleared per request, so its buffers are reused across keep-alive requests.
+
+use std::time::Instant;
+
+use crate::router::{Params, RouteId};
+
+#[derive(Debug)]
+pub struct RequestCtx {
+    pub route: RouteId,
+    pub params: Params,
+    pub started: Instant,
+    /// Who the request is from (API key's consumer, or the JWT's consumer claim).
+    pub consumer: Option<String>,
+    /// Values of the route's wanted claims (`RoutePolicy::claims`), in that order.
+    pub claims: Vec<Option<String>>,
+    /// Extra field lines for the upstream request (rendered transforms).
+    pub req_fields: Vec<u8>,
+    /// Extra field lines for the client response (CORS, RateLimit-*, transforms).
+    pub resp_fields: Vec<u8>,
+    /// Extra field lines of an answer a phase gave (WWW-Authenticate, Allow, Retry-After…).
+    pub answer_fields: Vec<u8>,
+    /// Rewritten upstream request-target, when `rewritten`.
+    pub target: Vec<u8>,
+    pub rewritten: bool,
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        RequestCtx {
+            route: 0,
+            params: Params::default(),
+            started: Instant::now(),
+            consumer: None,
+            claims: Vec::new(),
+            req_fields: Vec::new(),
+            resp_fields: Vec::new(),
+            answer_fields: Vec::new(),
+            target: Vec::new(),
+            rewritten: false,
+        }
+    }
+}
+
+impl RequestCtx {
+    /// Start a request on `route` with `claims` wanted claims.
+    pub fn begin(&mut self, route: RouteId, params: Params, claims: usize) {
+        self.clear();
+        self.route = route;
+        self.params = params;
+        self.claims.resize(claims, None);
+    }
+
+    /// Forget the previous request (buffers keep their capacity).
+    pub fn clear(&mut self) {
+        self.route = 0;
+        self.params = Params::default();
+        self.started = Instant::now();
+        self.consumer = None;
+        self.claims.clear();
+        self.req_fields.clear();
+        self.resp_fields.clear();
+        self.answer_fields.clear();
+        self.target.clear();
+        self.rewritten = false;
+    }
+}

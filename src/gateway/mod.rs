@@ -1,0 +1,221 @@
+//! The API-gateway phases of a request, run by `connection` in a fixed order after routing:
+//!
+//! ```text
+//! access rules (reserved: IP allow/deny) → CORS (preflight answered here) → auth (JWT, API key)
+//!   → rate limit → cache lookup (reserved) → action: respond | aggregate | forward
+//! ```
+//!
+//! Each phase reads the request and the per-request `RequestCtx` and returns `Step::Continue`
+//! or `Step::Respond(status)`, with any fields of that answer in `ctx.answer_fields`; the
+//! connection writes every such answer through one writer. Policies (`Auth`, `RateLimitPolicy`,
+//! `CorsPolicy`) are built at load into `Gateway`; per-shard state (buckets) lives in `Shard`.
+
+pub mod aggregate;
+pub mod auth;
+pub mod bucket;
+pub mod cors;
+pub mod ctx;
+pub mod methods;
+pub mod rate_limit;
+pub mod rewrite;
+pub mod transform;
+
+use std::hash::BuildHasher;
+
+use crate::http::request::RequestHead;
+use crate::http::HeaderSpan;
+use crate::router::Route;
+use crate::shard::Shard;
+
+pub use ctx::RequestCtx;
+
+use auth::{Auth, Credentials, Denial};
+use cors::CorsPolicy;
+use rate_limit::{LimitKey, Placement, RateLimitPolicy};
+use rewrite::Rewrite;
+use transform::{HeaderOps, Vars};
+
+/// The gateway policies of a config, built at load, shared read-only.
+#[derive(Debug, Default)]
+pub struct Gateway {
+    pub auths: Vec<Auth>,
+    pub rate_limits: Vec<RateLimitPolicy>,
+    pub cors: Vec<CorsPolicy>,
+    /// Keyed hash of rate-limit keys, the same on every shard (owner choice, table keys).
+    pub hasher: std::collections::hash_map::RandomState,
+}
+
+/// A route's gateway settings (indexes into `Gateway`).
+#[derive(Debug, Default)]
+pub struct RoutePolicy {
+    pub auth: Option<usize>,
+    pub rate_limit: Option<usize>,
+    pub cors: Option<usize>,
+    pub rewrite: Option<Rewrite>,
+    pub request_ops: HeaderOps,
+    pub response_ops: HeaderOps,
+    /// Claims the route's templates use; `RequestCtx::claims` holds their values.
+    pub claims: Vec<String>,
+}
+
+/// What a phase decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Continue,
+    /// Answer now with this status; extra fields are in `ctx.answer_fields`.
+    Respond(u16),
+}
+
+/// The request as the phases see it.
+pub struct RequestView<'a> {
+    pub buf: &'a [u8],
+    pub head: &'a RequestHead,
+    pub headers: &'a [HeaderSpan],
+    pub client_ip: &'a [u8],
+}
+
+/// Run the request phases in their fixed order.
+pub async fn request_phases(
+    shard: &Shard,
+    gw: &Gateway,
+    route: &Route,
+    ctx: &mut RequestCtx,
+    req: &RequestView<'_>,
+) -> Step {
+    // Access rules (IP allow/deny, method lists) plug in here, before anything else.
+    if let Step::Respond(s) = cors_phase(gw, route, ctx, req) {
+        return Step::Respond(s);
+    }
+    if let Step::Respond(s) = auth_phase(gw, route, ctx, req) {
+        return Step::Respond(s);
+    }
+    if let Step::Respond(s) = rate_limit_phase(shard, gw, route, ctx, req).await {
+        return Step::Respond(s);
+    }
+    // Cache lookup plugs in here: after the limits, before the action.
+    Step::Continue
+}
+
+/// Preflight: answered here (204 or 403). Actual request: CORS fields for the response.
+fn cors_phase(gw: &Gateway, route: &Route, ctx: &mut RequestCtx, req: &RequestView<'_>) -> Step {
+    let Some(policy) = route.policy.cors.and_then(|i| gw.cors.get(i)) else {
+        return Step::Continue;
+    };
+    let Some((cr, preflight)) = cors::request(req.head.method, req.buf, req.headers) else {
+        return Step::Continue;
+    };
+    if preflight {
+        return Step::Respond(if policy.preflight(&cr, &mut ctx.answer_fields) {
+            204
+        } else {
+            403
+        });
+    }
+    policy.actual(&cr, &mut ctx.resp_fields);
+    Step::Continue
+}
+
+fn auth_phase(gw: &Gateway, route: &Route, ctx: &mut RequestCtx, req: &RequestView<'_>) -> Step {
+    let Some(auth) = route.policy.auth.and_then(|i| gw.auths.get(i)) else {
+        return Step::Continue;
+    };
+    let creds = Credentials {
+        buf: req.buf,
+        headers: req.headers,
+        target: req.head.target,
+    };
+    match auth.check(&creds) {
+        Ok(id) => {
+            for (slot, name) in ctx.claims.iter_mut().zip(&route.policy.claims) {
+                *slot = id.claims.get(name).and_then(auth::claim_text);
+            }
+            ctx.consumer = id.consumer;
+            Step::Continue
+        }
+        Err(d) => {
+            ctx.answer_fields.extend_from_slice(b"WWW-Authenticate: ");
+            ctx.answer_fields
+                .extend_from_slice(auth.challenge(d).as_bytes());
+            ctx.answer_fields.extend_from_slice(b"\r\n");
+            Step::Respond(if d == Denial::Forbidden { 403 } else { 401 })
+        }
+    }
+}
+
+async fn rate_limit_phase(
+    shard: &Shard,
+    gw: &Gateway,
+    route: &Route,
+    ctx: &mut RequestCtx,
+    req: &RequestView<'_>,
+) -> Step {
+    let Some(id) = route.policy.rate_limit else {
+        return Step::Continue;
+    };
+    let Some(p) = gw.rate_limits.get(id) else {
+        return Step::Continue;
+    };
+    let key: &[u8] = match &p.key {
+        LimitKey::ClientIp => req.client_ip,
+        LimitKey::Consumer => ctx.consumer.as_deref().map_or(req.client_ip, str::as_bytes),
+        LimitKey::Header(name) => req
+            .headers
+            .iter()
+            .find(|h| h.name.get(req.buf).eq_ignore_ascii_case(name.as_bytes()))
+            .map_or(&b""[..], |h| h.value.get(req.buf)),
+        LimitKey::Route => route.name.as_bytes(),
+    };
+    let hash = gw.hasher.hash_one((id, key));
+    let limiter = &shard.limiter;
+    let decision = match p.placement(hash, shard.peers.len(), shard.id) {
+        Placement::Local => {
+            let g = limiter.take_owned(id, hash, 1);
+            rate_limit::decision(
+                p,
+                g.granted == 1,
+                u64::from(g.remaining),
+                g.full_ns,
+                g.wait_ns,
+            )
+        }
+        Placement::Remote { owner, want } => match limiter.from_lease(p, id, hash) {
+            Some(d) => d,
+            None => match rate_limit::lease(&shard.peers, owner, id, hash, want).await {
+                Some(g) => limiter.on_grant(p, id, hash, g),
+                None => return Step::Continue,
+            },
+        },
+    };
+    if decision.allowed {
+        decision.write_fields(&mut ctx.resp_fields);
+        Step::Continue
+    } else {
+        decision.write_fields(&mut ctx.answer_fields);
+        Step::Respond(429)
+    }
+}
+
+/// Render the route's header transforms into `ctx.req_fields` / `ctx.resp_fields`, and its
+/// rewrite into `ctx.target`. Run after the phases, while the request head is still buffered.
+pub fn prepare_forward(route: &Route, ctx: &mut RequestCtx, req: &RequestView<'_>) {
+    let v = Vars {
+        client_ip: req.client_ip,
+        consumer: ctx.consumer.as_deref(),
+        route: &route.name,
+        buf: req.buf,
+        params: &ctx.params,
+        claims: &ctx.claims,
+    };
+    route.policy.request_ops.render(&mut ctx.req_fields, &v);
+    route.policy.response_ops.render(&mut ctx.resp_fields, &v);
+    ctx.rewritten = match &route.policy.rewrite {
+        Some(rw) => rw.apply(
+            &mut ctx.target,
+            req.buf,
+            req.head.target,
+            req.head.path,
+            &ctx.params,
+        ),
+        None => false,
+    };
+}
