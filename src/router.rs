@@ -7,11 +7,13 @@
 //!    without `host`; a level whose routes all miss falls through to the next;
 //! 2. within a host level: `path_exact`, then `path` patterns (matchit: a static segment beats
 //!    a `{param}`, which beats a `{*catch_all}`), then the longest `path_prefix`;
-//! 3. among routes with the same host and path key: more header conditions first, then routes
-//!    with `methods` before routes without, then file order.
+//! 3. among routes with the same host and path key: more header conditions first, then more
+//!    of them on an exact value (not just presence), then routes with `methods` before routes
+//!    without, then file order.
 //!
-//! A route whose path, host and headers match but whose `methods` refuse the request is
-//! remembered: if no route matches fully, the answer is 405 with the union of their methods.
+//! The most specific path key whose routes match host and headers decides: when only `methods`
+//! refuse the request there, the answer is 405 with the union of their methods (as an nginx
+//! location with `limit_except` does); the lookup does not fall through to a shorter prefix.
 
 use std::collections::HashMap;
 
@@ -149,7 +151,8 @@ impl Router {
         // Stable: file order among equals.
         order.sort_by_key(|&id| {
             let rt = &r.routes[id];
-            std::cmp::Reverse((rt.headers.len(), rt.methods.is_some()))
+            let exact = rt.headers.iter().filter(|h| h.value.is_some()).count();
+            std::cmp::Reverse((rt.headers.len(), exact, rt.methods.is_some()))
         });
         for id in order {
             let table = match &r.routes[id].host {
@@ -179,9 +182,8 @@ impl Router {
 
     pub fn route(&self, req: &RouteRequest<'_>) -> Lookup {
         let host = strip_port(req.host);
-        let mut refused = MethodSet::EMPTY;
         if let Some(t) = self.exact_host(host) {
-            if let Some(found) = t.lookup(self, req, &mut refused) {
+            if let Some(found) = t.lookup(self, req) {
                 return found;
             }
         }
@@ -190,19 +192,12 @@ impl Router {
         while let Some(dot) = rest.iter().position(|&b| b == b'.') {
             rest = &rest[dot + 1..];
             if let Some(t) = self.wildcard(rest) {
-                if let Some(found) = t.lookup(self, req, &mut refused) {
+                if let Some(found) = t.lookup(self, req) {
                     return found;
                 }
             }
         }
-        if let Some(found) = self.any_host.lookup(self, req, &mut refused) {
-            return found;
-        }
-        if refused.is_empty() {
-            Lookup::NotFound
-        } else {
-            Lookup::MethodNotAllowed(refused)
-        }
+        self.any_host.lookup(self, req).unwrap_or(Lookup::NotFound)
     }
 
     fn exact_host(&self, host: &[u8]) -> Option<&PathTable> {
@@ -219,19 +214,22 @@ impl Router {
         lowered(suffix, |h| self.wildcard_hosts.get(h))
     }
 
-    /// Does `id` accept the request's fields and method? Records a method refusal.
-    fn accepts(&self, id: RouteId, req: &RouteRequest<'_>, refused: &mut MethodSet) -> bool {
-        let r = &self.routes[id];
-        if !r.headers.iter().all(|c| c.matches(req.buf, req.headers)) {
-            return false;
-        }
-        match r.methods {
-            Some(m) if !m.contains(req.method) => {
-                *refused = refused.union(m);
-                false
+    /// Among one path key's candidates (in precedence order): the first whose header
+    /// conditions and methods accept the request; else 405 if some refused only the method;
+    /// else `None` (the lookup goes on to less specific keys).
+    fn decide(&self, ids: &[RouteId], req: &RouteRequest<'_>, params: Params) -> Option<Lookup> {
+        let mut refused = MethodSet::EMPTY;
+        for &id in ids {
+            let r = &self.routes[id];
+            if !r.headers.iter().all(|c| c.matches(req.buf, req.headers)) {
+                continue;
             }
-            _ => true,
+            match r.methods {
+                Some(m) if !m.contains(req.method) => refused = refused.union(m),
+                _ => return Some(Lookup::Found(id, params)),
+            }
         }
+        (!refused.is_empty()).then_some(Lookup::MethodNotAllowed(refused))
     }
 }
 
@@ -276,24 +274,16 @@ impl PathTable {
         Ok(())
     }
 
-    fn lookup(
-        &self,
-        router: &Router,
-        req: &RouteRequest<'_>,
-        refused: &mut MethodSet,
-    ) -> Option<Lookup> {
-        let first = |ids: &[RouteId], refused: &mut MethodSet| {
-            ids.iter()
-                .copied()
-                .find(|&id| router.accepts(id, req, refused))
-        };
+    /// The first path key (exact, pattern, then longest prefix) with a route whose headers
+    /// match decides: that route, or 405 when the method is all that refuses it.
+    fn lookup(&self, router: &Router, req: &RouteRequest<'_>) -> Option<Lookup> {
         if let Some(ids) = self.exact.get(req.path) {
-            if let Some(id) = first(ids, refused) {
-                return Some(Lookup::Found(id, Params::default()));
+            if let Some(found) = router.decide(ids, req, Params::default()) {
+                return Some(found);
             }
         }
         if !self.pattern_routes.is_empty() {
-            if let Some(found) = self.pattern(req, |ids, r| first(ids, r), refused) {
+            if let Some(found) = self.pattern(router, req) {
                 return Some(found);
             }
         }
@@ -302,23 +292,17 @@ impl PathTable {
                 continue;
             };
             if let Some(ids) = self.prefixes.get(head) {
-                if let Some(id) = first(ids, refused) {
-                    return Some(Lookup::Found(id, Params::default()));
+                if let Some(found) = router.decide(ids, req, Params::default()) {
+                    return Some(found);
                 }
             }
         }
         None
     }
 
-    fn pattern(
-        &self,
-        req: &RouteRequest<'_>,
-        first: impl Fn(&[RouteId], &mut MethodSet) -> Option<RouteId>,
-        refused: &mut MethodSet,
-    ) -> Option<Lookup> {
+    fn pattern(&self, router: &Router, req: &RouteRequest<'_>) -> Option<Lookup> {
         let path = std::str::from_utf8(req.path).ok()?;
         let m = self.patterns.at(path).ok()?;
-        let id = first(self.pattern_routes.get(*m.value)?, refused)?;
         let mut params = Params::default();
         // Values are slices of `path`, itself a slice of `req.buf`: their offsets are spans.
         let base = req.buf.as_ptr() as usize;
@@ -330,7 +314,7 @@ impl PathTable {
             };
             params.len += 1;
         }
-        Some(Lookup::Found(id, params))
+        router.decide(self.pattern_routes.get(*m.value)?, req, params)
     }
 }
 

@@ -107,7 +107,7 @@ fn exact_then_pattern_then_prefix_with_params() {
 }
 
 #[test]
-fn methods_give_405_with_allow_only_when_nothing_else_matches() {
+fn methods_refused_at_the_deciding_key_give_405_with_allow() {
     let mut get = prefix("get", None, "/items");
     get.methods = Some(MethodSet::parse(&["GET"]).unwrap());
     let mut post = prefix("post", None, "/items");

@@ -3,6 +3,8 @@
 //! Every wait has a deadline; nothing sleeps to synchronise.
 #![allow(dead_code, clippy::disallowed_types, clippy::disallowed_methods)]
 
+pub mod jwt;
+
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -356,7 +358,7 @@ pub fn closed_port() -> SocketAddr {
 // Proxy
 // ============================================================================================
 
-static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+pub static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
 /// The coregate binary, started on a config whose listeners use port 0.
 pub struct Proxy {
