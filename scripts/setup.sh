@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # util-linux and mount: tests/dns.rs runs coregate under `unshare` with a bind-mounted /etc/hosts.
-packages=(curl openssl util-linux mount)
+# python3-jwt (PyJWT) and python3-cryptography: the gateway tests sign JWTs with them.
+packages=(curl openssl util-linux mount python3 python3-jwt python3-cryptography)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -174,7 +174,9 @@ for alg, key, claims, header, exp_in, nbf_in in [{}]:
 }
 
 fn python(script: &str) -> String {
-    let out = Command::new("python3")
+    // Debian's interpreter: python3-jwt is a Debian package, and a python3 earlier on PATH
+    // (pyenv, a venv) would not see it.
+    let out = Command::new("/usr/bin/python3")
         .arg("-c")
         .arg(script)
         .output()
@@ -206,4 +208,21 @@ pub fn unsigned(claims: &str) -> String {
         .to_string()
     };
     format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(claims))
+}
+
+/// An HS256 token made with Python's own hmac (PyJWT refuses a PEM key as an HMAC secret):
+/// the algorithm-confusion attack, signing with a server's *public* key.
+pub fn forge_hs256(secret: &str, claims: &str) -> String {
+    python(&format!(
+        r#"
+import base64, hashlib, hmac, json, time
+b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip('=')
+claims = json.loads({claims:?}); claims['exp'] = int(time.time()) + 3600
+msg = b64(b'{{"alg":"HS256","typ":"JWT"}}') + '.' + b64(json.dumps(claims).encode())
+sig = hmac.new({secret:?}.encode(), msg.encode(), hashlib.sha256).digest()
+print(msg + '.' + b64(sig))
+"#
+    ))
+    .trim()
+    .to_string()
 }
