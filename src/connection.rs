@@ -58,6 +58,7 @@ pub struct Conn {
 /// only this connection, never the shard.
 pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener: Rc<ListenerCtx>) {
     let _open = OpenConnection(shard.clone());
+    debug!(shard = shard.id, %peer, "connection accepted");
     let stream = match &listener.tls {
         None => Stream::from(tcp),
         Some(acceptor) => {
