@@ -60,14 +60,37 @@ fn bench(c: &mut Criterion) {
         let r = table(n);
         let last = |k: usize| (0..n).rev().find(|i| i % 4 == k).unwrap_or(0);
         let cases = [
-            ("exact", "api.test".to_string(), format!("/svc{}/status", last(0))),
-            ("pattern", "api.test".to_string(), format!("/svc{}/users/42/orders", last(1))),
-            ("prefix", "api.test".to_string(), format!("/svc{}/api/v1/items?x", last(2))),
-            ("host", format!("tenant{}.example.com", last(3)), "/anything".to_string()),
-            ("miss", "api.test".to_string(), "/nowhere/at/all".to_string()),
+            (
+                "exact",
+                "api.test".to_string(),
+                format!("/svc{}/status", last(0)),
+            ),
+            (
+                "pattern",
+                "api.test".to_string(),
+                format!("/svc{}/users/42/orders", last(1)),
+            ),
+            (
+                "prefix",
+                "api.test".to_string(),
+                format!("/svc{}/api/v1/items?x", last(2)),
+            ),
+            (
+                "host",
+                format!("tenant{}.example.com", last(3)),
+                "/anything".to_string(),
+            ),
+            (
+                "miss",
+                "api.test".to_string(),
+                "/nowhere/at/all".to_string(),
+            ),
         ];
         for (name, host, path) in &cases {
-            assert_eq!(lookup(&r, host.as_bytes(), path.as_bytes()), *name != "miss");
+            assert_eq!(
+                lookup(&r, host.as_bytes(), path.as_bytes()),
+                *name != "miss"
+            );
             g.bench_with_input(BenchmarkId::new(*name, n), &(host, path), |b, (h, p)| {
                 b.iter(|| lookup(&r, black_box(h.as_bytes()), black_box(p.as_bytes())))
             });

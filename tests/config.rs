@@ -376,22 +376,89 @@ const RESP: &str = "respond = { status = 200 }\n";
 #[test]
 fn route_match_and_rewrite_errors() {
     let r = |body: &str| format!("{UP}[[route]]\n{body}\n");
-    fails(&r("path = \"/a/{id}\"\npath_prefix = \"/a\"\nupstream = \"app\""), "route[0].path", "at most one");
-    fails(&r("path_exact = \"a\"\nupstream = \"app\""), "route[0].path_exact", "start with /");
-    fails(&format!("{}[[route]]\npath = \"/u/{{name}}\"\n{RESP}", r("path = \"/u/{id}\"\nupstream = \"app\"")), "route[1].path", "pattern refused");
-    fails(&r("path = \"/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}\"\nupstream = \"app\""), "route[0].path", "more than 8");
-    fails(&r("methods = []\nupstream = \"app\""), "route[0].methods", "empty");
-    fails(&r("methods = [\"BREW\"]\nupstream = \"app\""), "route[0].methods", "not one of");
-    fails(&r("headers = { \"bad name\" = \"x\" }\nupstream = \"app\""), "route[0].headers", "not a field name");
-    fails(&r("upstream = \"app\"\naggregate = []"), "route[0]", "exactly one");
-    fails(&r("upstream = \"app\"\nstrip_prefix = \"/a\"\nrewrite = \"/b\""), "route[0].rewrite", "at most one");
-    fails(&r(&format!("strip_prefix = \"/a\"\n{RESP}")), "route[0].strip_prefix", "`upstream` routes only");
-    fails(&r("upstream = \"app\"\nstrip_prefix = \"a\""), "route[0].strip_prefix", "start with /");
-    fails(&r("path_exact = \"/a\"\nupstream = \"app\"\nreplace_prefix = \"/b\""), "route[0].replace_prefix", "path_prefix");
-    fails(&r("path = \"/u/{id}\"\nupstream = \"app\"\nrewrite = \"/x/{nope}\""), "route[0].rewrite", "not a parameter");
-    fails(&r("upstream = \"app\"\nauth = \"ghost\""), "route[0].auth", "not defined");
-    fails(&r("upstream = \"app\"\nrate_limit = \"ghost\""), "route[0].rate_limit", "not defined");
-    fails(&r("upstream = \"app\"\ncors = \"ghost\""), "route[0].cors", "not defined");
+    fails(
+        &r("path = \"/a/{id}\"\npath_prefix = \"/a\"\nupstream = \"app\""),
+        "route[0].path",
+        "at most one",
+    );
+    fails(
+        &r("path_exact = \"a\"\nupstream = \"app\""),
+        "route[0].path_exact",
+        "start with /",
+    );
+    fails(
+        &format!(
+            "{}[[route]]\npath = \"/u/{{name}}\"\n{RESP}",
+            r("path = \"/u/{id}\"\nupstream = \"app\"")
+        ),
+        "route[1].path",
+        "pattern refused",
+    );
+    fails(
+        &r("path = \"/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}\"\nupstream = \"app\""),
+        "route[0].path",
+        "more than 8",
+    );
+    fails(
+        &r("methods = []\nupstream = \"app\""),
+        "route[0].methods",
+        "empty",
+    );
+    fails(
+        &r("methods = [\"BREW\"]\nupstream = \"app\""),
+        "route[0].methods",
+        "not one of",
+    );
+    fails(
+        &r("headers = { \"bad name\" = \"x\" }\nupstream = \"app\""),
+        "route[0].headers",
+        "not a field name",
+    );
+    fails(
+        &r("upstream = \"app\"\naggregate = []"),
+        "route[0]",
+        "exactly one",
+    );
+    fails(
+        &r("upstream = \"app\"\nstrip_prefix = \"/a\"\nrewrite = \"/b\""),
+        "route[0].rewrite",
+        "at most one",
+    );
+    fails(
+        &r(&format!("strip_prefix = \"/a\"\n{RESP}")),
+        "route[0].strip_prefix",
+        "`upstream` routes only",
+    );
+    fails(
+        &r("upstream = \"app\"\nstrip_prefix = \"a\""),
+        "route[0].strip_prefix",
+        "start with /",
+    );
+    fails(
+        &r("path_exact = \"/a\"\nupstream = \"app\"\nreplace_prefix = \"/b\""),
+        "route[0].replace_prefix",
+        "path_prefix",
+    );
+    fails(
+        &r("path = \"/u/{id}\"\nupstream = \"app\"\nrewrite = \"/x/{nope}\""),
+        "route[0].rewrite",
+        "not a parameter",
+    );
+    fails(
+        &r("upstream = \"app\"\nauth = \"ghost\""),
+        "route[0].auth",
+        "not defined",
+    );
+    fails(
+        &r("upstream = \"app\"\nrate_limit = \"ghost\""),
+        "route[0].rate_limit",
+        "not defined",
+    );
+    fails(
+        &r("upstream = \"app\"\ncors = \"ghost\""),
+        "route[0].cors",
+        "not defined",
+    );
 }
 
 #[test]
@@ -399,17 +466,52 @@ fn route_aggregate_and_transform_errors() {
     let r = |body: &str| format!("{UP}[[route]]\npath = \"/d/{{id}}\"\n{body}\n");
     fails(&r("aggregate = []"), "route[0].aggregate", "parts");
     fails(&r("aggregate = [{ key = \"a\", upstream = \"app\", path = \"/a\" }, { key = \"a\", upstream = \"app\", path = \"/b\" }]"), "route[0].aggregate[1].key", "unique");
-    fails(&r("aggregate = [{ key = \"a\", upstream = \"ghost\", path = \"/a\" }]"), "route[0].aggregate[0].upstream", "not defined");
-    fails(&r("aggregate = [{ key = \"a\", upstream = \"app\", path = \"/a/{nope}\" }]"), "route[0].aggregate[0].path", "not a parameter");
-    fails(&r("aggregate = [{ key = \"a\", upstream = \"app\", path = \"/a\", timeout_ms = 0 }]"), "route[0].aggregate[0].timeout_ms", "outside");
-    fails(&r("aggregate = [{ key = \"a\", upstream = \"app\", path = \"/a\" }]\naggregate_on_error = \"maybe\""), "route[0].aggregate_on_error", "not \"partial\"");
-    fails(&r("upstream = \"app\"\naggregate_on_error = \"fail\""), "route[0].aggregate_on_error", "only for");
-    fails(&r("upstream = \"app\"\nrequest_headers = { set = { \"a b\" = \"x\" } }"), "route[0].request_headers.set", "not a field name");
-    fails(&r("upstream = \"app\"\nrequest_headers = { set = { \"x-a\" = \"${nope}\" } }"), "route[0].request_headers.set.x-a", "unknown variable");
-    fails(&r("upstream = \"app\"\nresponse_headers = { add = { \"x-a\" = \"${claim.sub}\" } }"), "route[0].response_headers.add.x-a", "needs a JWT");
-    fails(&r("upstream = \"app\"\nrequest_headers = { remove = [\"\"] }"), "route[0].request_headers.remove", "not a field name");
     fails(
-        &format!("[[rate_limit]]\nname = \"c\"\nkey = \"consumer\"\nrate = 1\n{}", r("upstream = \"app\"\nrate_limit = \"c\"")),
+        &r("aggregate = [{ key = \"a\", upstream = \"ghost\", path = \"/a\" }]"),
+        "route[0].aggregate[0].upstream",
+        "not defined",
+    );
+    fails(
+        &r("aggregate = [{ key = \"a\", upstream = \"app\", path = \"/a/{nope}\" }]"),
+        "route[0].aggregate[0].path",
+        "not a parameter",
+    );
+    fails(
+        &r("aggregate = [{ key = \"a\", upstream = \"app\", path = \"/a\", timeout_ms = 0 }]"),
+        "route[0].aggregate[0].timeout_ms",
+        "outside",
+    );
+    fails(&r("aggregate = [{ key = \"a\", upstream = \"app\", path = \"/a\" }]\naggregate_on_error = \"maybe\""), "route[0].aggregate_on_error", "not \"partial\"");
+    fails(
+        &r("upstream = \"app\"\naggregate_on_error = \"fail\""),
+        "route[0].aggregate_on_error",
+        "only for",
+    );
+    fails(
+        &r("upstream = \"app\"\nrequest_headers = { set = { \"a b\" = \"x\" } }"),
+        "route[0].request_headers.set",
+        "not a field name",
+    );
+    fails(
+        &r("upstream = \"app\"\nrequest_headers = { set = { \"x-a\" = \"${nope}\" } }"),
+        "route[0].request_headers.set.x-a",
+        "unknown variable",
+    );
+    fails(
+        &r("upstream = \"app\"\nresponse_headers = { add = { \"x-a\" = \"${claim.sub}\" } }"),
+        "route[0].response_headers.add.x-a",
+        "needs a JWT",
+    );
+    fails(
+        &r("upstream = \"app\"\nrequest_headers = { remove = [\"\"] }"),
+        "route[0].request_headers.remove",
+        "not a field name",
+    );
+    fails(
+        &format!(
+            "[[rate_limit]]\nname = \"c\"\nkey = \"consumer\"\nrate = 1\n{}",
+            r("upstream = \"app\"\nrate_limit = \"c\"")
+        ),
         "route[0].rate_limit",
         "needs an `auth`",
     );
@@ -562,28 +664,108 @@ fn check_command_names_load_balancing_key_paths() {
 fn auth_errors() {
     let jwt = |body: &str| format!("[[auth]]\nname = \"j\"\nkind = \"jwt\"\n{body}\n");
     assert!(errors(&jwt("algorithms = [\"HS256\"]\nsecret = \"s\"")).is_empty());
-    fails("[[auth]]\nname = \"\"\nkind = \"jwt\"\n", "auth[0].name", "empty");
-    fails("[[auth]]\nname = \"a\"\nkind = \"saml\"\n", "auth[0].kind", "not \"jwt\"");
+    fails(
+        "[[auth]]\nname = \"\"\nkind = \"jwt\"\n",
+        "auth[0].name",
+        "empty",
+    );
+    fails(
+        "[[auth]]\nname = \"a\"\nkind = \"saml\"\n",
+        "auth[0].kind",
+        "not \"jwt\"",
+    );
     fails(&jwt("secret = \"s\""), "auth[0].algorithms", "at least one");
-    fails(&jwt("algorithms = [\"HS999\"]\nsecret = \"s\""), "auth[0].algorithms", "not one of");
-    fails(&jwt("algorithms = [\"HS256\"]"), "auth[0]", "exactly one of");
-    fails(&jwt("algorithms = [\"HS256\"]\nsecret = \"s\"\njwks_file = \"k.json\""), "auth[0]", "exactly one of");
-    fails(&jwt("algorithms = [\"HS256\"]\nsecret = \"\""), "auth[0].secret", "empty");
-    fails(&jwt("algorithms = [\"RS256\"]\nsecret = \"s\""), "auth[0].secret", "none of the listed");
-    fails(&jwt("algorithms = [\"RS256\"]\npublic_key = \"not pem\""), "auth[0].public_key", "not a PEM");
-    fails(&jwt("algorithms = [\"RS256\"]\npublic_key_file = \"no/such.pem\""), "auth[0].public_key_file", "cannot read");
-    fails(&jwt("algorithms = [\"RS256\"]\njwks_file = \"no/such.json\""), "auth[0].jwks_file", "cannot read");
-    fails(&jwt("algorithms = [\"HS256\"]\nsecret = \"s\"\nheader = \"x-api-key\""), "auth[0].header", "kind = \"api_key\"");
-    fails(&jwt("algorithms = [\"HS256\"]\nsecret = \"s\"\nclaims_to_headers = { sub = \"a b\" }"), "auth[0].claims_to_headers", "not a field name");
+    fails(
+        &jwt("algorithms = [\"HS999\"]\nsecret = \"s\""),
+        "auth[0].algorithms",
+        "not one of",
+    );
+    fails(
+        &jwt("algorithms = [\"HS256\"]"),
+        "auth[0]",
+        "exactly one of",
+    );
+    fails(
+        &jwt("algorithms = [\"HS256\"]\nsecret = \"s\"\njwks_file = \"k.json\""),
+        "auth[0]",
+        "exactly one of",
+    );
+    fails(
+        &jwt("algorithms = [\"HS256\"]\nsecret = \"\""),
+        "auth[0].secret",
+        "empty",
+    );
+    fails(
+        &jwt("algorithms = [\"RS256\"]\nsecret = \"s\""),
+        "auth[0].secret",
+        "none of the listed",
+    );
+    fails(
+        &jwt("algorithms = [\"RS256\"]\npublic_key = \"not pem\""),
+        "auth[0].public_key",
+        "not a PEM",
+    );
+    fails(
+        &jwt("algorithms = [\"RS256\"]\npublic_key_file = \"no/such.pem\""),
+        "auth[0].public_key_file",
+        "cannot read",
+    );
+    fails(
+        &jwt("algorithms = [\"RS256\"]\njwks_file = \"no/such.json\""),
+        "auth[0].jwks_file",
+        "cannot read",
+    );
+    fails(
+        &jwt("algorithms = [\"HS256\"]\nsecret = \"s\"\nheader = \"x-api-key\""),
+        "auth[0].header",
+        "kind = \"api_key\"",
+    );
+    fails(
+        &jwt("algorithms = [\"HS256\"]\nsecret = \"s\"\nclaims_to_headers = { sub = \"a b\" }"),
+        "auth[0].claims_to_headers",
+        "not a field name",
+    );
     let key = |body: &str| format!("[[auth]]\nname = \"k\"\nkind = \"api_key\"\n{body}\n");
-    fails(&key("keys = { a = \"b\" }"), "auth[0].header", "exactly one of");
-    fails(&key("header = \"x\"\nquery = \"y\"\nkeys = { a = \"b\" }"), "auth[0].header", "exactly one of");
-    fails(&key("header = \"a b\"\nkeys = { a = \"b\" }"), "auth[0].header", "not a field name");
-    fails(&key("query = \"a&b\"\nkeys = { a = \"b\" }"), "auth[0].query", "not a parameter");
+    fails(
+        &key("keys = { a = \"b\" }"),
+        "auth[0].header",
+        "exactly one of",
+    );
+    fails(
+        &key("header = \"x\"\nquery = \"y\"\nkeys = { a = \"b\" }"),
+        "auth[0].header",
+        "exactly one of",
+    );
+    fails(
+        &key("header = \"a b\"\nkeys = { a = \"b\" }"),
+        "auth[0].header",
+        "not a field name",
+    );
+    fails(
+        &key("query = \"a&b\"\nkeys = { a = \"b\" }"),
+        "auth[0].query",
+        "not a parameter",
+    );
     fails(&key("header = \"x\""), "auth[0].keys", "at least one");
-    fails(&key("header = \"x\"\nkeys = { a = \"\" }"), "auth[0].keys", "printable");
-    fails(&key("header = \"x\"\nkeys = { a = \"b\" }\nsecret = \"s\""), "auth[0].secret", "kind = \"jwt\"");
-    fails(&format!("{}{}", key("header = \"x\"\nkeys = { a = \"b\" }"), key("header = \"x\"\nkeys = { a = \"b\" }")), "auth[1].name", "twice");
+    fails(
+        &key("header = \"x\"\nkeys = { a = \"\" }"),
+        "auth[0].keys",
+        "printable",
+    );
+    fails(
+        &key("header = \"x\"\nkeys = { a = \"b\" }\nsecret = \"s\""),
+        "auth[0].secret",
+        "kind = \"jwt\"",
+    );
+    fails(
+        &format!(
+            "{}{}",
+            key("header = \"x\"\nkeys = { a = \"b\" }"),
+            key("header = \"x\"\nkeys = { a = \"b\" }")
+        ),
+        "auth[1].name",
+        "twice",
+    );
 }
 
 #[test]
@@ -591,13 +773,23 @@ fn jwks_files_resolve_against_the_config_and_must_hold_usable_keys() {
     let dir = std::env::temp_dir().join(format!("coregate-jwks-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("bad.json"), "{\"nope\": 1}").unwrap();
-    std::fs::write(dir.join("oct.json"), "{\"keys\": [{\"kty\": \"oct\", \"k\": \"c2VjcmV0\", \"kid\": \"a\"}]}").unwrap();
+    std::fs::write(
+        dir.join("oct.json"),
+        "{\"keys\": [{\"kty\": \"oct\", \"k\": \"c2VjcmV0\", \"kid\": \"a\"}]}",
+    )
+    .unwrap();
     let load = |file: &str, algs: &str| {
         let toml = format!("[[auth]]\nname = \"j\"\nkind = \"jwt\"\nalgorithms = [{algs}]\njwks_file = \"{file}\"\n");
-        config::from_toml(&toml, &dir.join("c.toml")).map(|_| ()).map_err(|e| e.to_string())
+        config::from_toml(&toml, &dir.join("c.toml"))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     };
-    assert!(load("bad.json", "\"RS256\"").unwrap_err().contains("auth[0].jwks_file: not a JWK set"));
-    assert!(load("oct.json", "\"RS256\"").unwrap_err().contains("no key usable"));
+    assert!(load("bad.json", "\"RS256\"")
+        .unwrap_err()
+        .contains("auth[0].jwks_file: not a JWK set"));
+    assert!(load("oct.json", "\"RS256\"")
+        .unwrap_err()
+        .contains("no key usable"));
     assert_eq!(load("oct.json", "\"HS256\""), Ok(()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -605,20 +797,72 @@ fn jwks_files_resolve_against_the_config_and_must_hold_usable_keys() {
 #[test]
 fn rate_limit_and_cors_errors() {
     let rl = |body: &str| format!("[[rate_limit]]\nname = \"r\"\n{body}\n");
-    fails(&rl("rate = 1\nscope = \"global\""), "rate_limit[0].scope", "not supported yet");
-    fails(&rl("rate = 1\nscope = \"cluster\""), "rate_limit[0].scope", "is not \"node\"");
-    fails(&rl("rate = 1\nredis = \"redis://127.0.0.1:6379\""), "rate_limit[0].redis", "not supported yet");
-    fails(&rl("rate = 1\nkey = \"cookie:x\""), "rate_limit[0].key", "not client_ip");
-    fails(&rl("rate = 1\nperiod_ms = 0"), "rate_limit[0].period_ms", "outside");
+    fails(
+        &rl("rate = 1\nscope = \"global\""),
+        "rate_limit[0].scope",
+        "not supported yet",
+    );
+    fails(
+        &rl("rate = 1\nscope = \"cluster\""),
+        "rate_limit[0].scope",
+        "is not \"node\"",
+    );
+    fails(
+        &rl("rate = 1\nredis = \"redis://127.0.0.1:6379\""),
+        "rate_limit[0].redis",
+        "not supported yet",
+    );
+    fails(
+        &rl("rate = 1\nkey = \"cookie:x\""),
+        "rate_limit[0].key",
+        "not client_ip",
+    );
+    fails(
+        &rl("rate = 1\nperiod_ms = 0"),
+        "rate_limit[0].period_ms",
+        "outside",
+    );
     fails(&rl("rate = 0"), "rate_limit[0].rate", "outside");
     fails(&rl("rate = 1\nburst = 0"), "rate_limit[0].burst", "outside");
-    fails(&rl("rate = 1\nkeys_max = 1"), "rate_limit[0].keys_max", "outside");
-    fails(&format!("{}{}", rl("rate = 1"), rl("rate = 2")), "rate_limit[1].name", "twice");
+    fails(
+        &rl("rate = 1\nkeys_max = 1"),
+        "rate_limit[0].keys_max",
+        "outside",
+    );
+    fails(
+        &format!("{}{}", rl("rate = 1"), rl("rate = 2")),
+        "rate_limit[1].name",
+        "twice",
+    );
     fails(&rl(""), "rate_limit[0]", "missing field `rate`");
     let cors = |body: &str| format!("[[cors]]\nname = \"c\"\n{body}\n");
-    fails(&cors("allow_origins = []"), "cors[0].allow_origins", "at least one");
-    fails(&cors("allow_origins = [\"app.example.com\"]"), "cors[0].allow_origins", "not an origin");
-    fails(&cors("allow_origins = [\"*\"]\nallow_methods = [\"FETCH\"]"), "cors[0].allow_methods", "not a method");
-    fails(&cors("allow_origins = [\"*\"]\nallow_headers = [\"a b\"]"), "cors[0].allow_headers", "not a field name");
-    fails(&format!("{}{}", cors("allow_origins = [\"*\"]"), cors("allow_origins = [\"*\"]")), "cors[1].name", "twice");
+    fails(
+        &cors("allow_origins = []"),
+        "cors[0].allow_origins",
+        "at least one",
+    );
+    fails(
+        &cors("allow_origins = [\"app.example.com\"]"),
+        "cors[0].allow_origins",
+        "not an origin",
+    );
+    fails(
+        &cors("allow_origins = [\"*\"]\nallow_methods = [\"FETCH\"]"),
+        "cors[0].allow_methods",
+        "not a method",
+    );
+    fails(
+        &cors("allow_origins = [\"*\"]\nallow_headers = [\"a b\"]"),
+        "cors[0].allow_headers",
+        "not a field name",
+    );
+    fails(
+        &format!(
+            "{}{}",
+            cors("allow_origins = [\"*\"]"),
+            cors("allow_origins = [\"*\"]")
+        ),
+        "cors[1].name",
+        "twice",
+    );
 }

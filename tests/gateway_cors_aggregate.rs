@@ -56,8 +56,14 @@ fn preflight_is_answered_without_the_upstream_or_credentials() {
     let mut c = Client::connect(proxy.addr());
     let r = preflight(&mut c, "https://app.example.com", "POST");
     assert_eq!(r.status, 204);
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example.com"));
-    assert_eq!(r.header("access-control-allow-methods"), Some("GET, HEAD, POST"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        r.header("access-control-allow-methods"),
+        Some("GET, HEAD, POST")
+    );
     assert_eq!(
         r.header("access-control-allow-headers"),
         Some("authorization, content-type, x-api-key")
@@ -68,10 +74,19 @@ fn preflight_is_answered_without_the_upstream_or_credentials() {
     let r = preflight(&mut c, "https://shop.example.org", "GET");
     assert_eq!(r.status, 204);
     assert_eq!(preflight(&mut c, "https://evil.test", "GET").status, 403);
-    assert_eq!(preflight(&mut c, "https://app.example.com", "DELETE").status, 403);
-    assert_eq!(origin.request_count(), 0, "preflights never reach the upstream");
+    assert_eq!(
+        preflight(&mut c, "https://app.example.com", "DELETE").status,
+        403
+    );
+    assert_eq!(
+        origin.request_count(),
+        0,
+        "preflights never reach the upstream"
+    );
     // A plain OPTIONS (no Access-Control-Request-Method) is an ordinary request: auth applies.
-    let r = c.request("OPTIONS /api/items HTTP/1.1\r\nHost: h\r\nOrigin: https://app.example.com\r\n\r\n");
+    let r = c.request(
+        "OPTIONS /api/items HTTP/1.1\r\nHost: h\r\nOrigin: https://app.example.com\r\n\r\n",
+    );
     assert_eq!(r.status, 401);
 }
 
@@ -82,16 +97,28 @@ fn actual_requests_get_cors_fields_for_allowed_origins_only() {
     let mut c = Client::connect(proxy.addr());
     let r = c.request("GET /api/items HTTP/1.1\r\nHost: h\r\nOrigin: https://app.example.com\r\nX-Api-Key: k-1\r\n\r\n");
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
     assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
-    assert_eq!(r.header("access-control-expose-headers"), Some("x-request-id"));
-    let r = c.request("GET /api/items HTTP/1.1\r\nHost: h\r\nOrigin: https://evil.test\r\nX-Api-Key: k-1\r\n\r\n");
+    assert_eq!(
+        r.header("access-control-expose-headers"),
+        Some("x-request-id")
+    );
+    let r = c.request(
+        "GET /api/items HTTP/1.1\r\nHost: h\r\nOrigin: https://evil.test\r\nX-Api-Key: k-1\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("access-control-allow-origin"), None);
     // An answer coregate gives itself (401) carries the CORS fields too, so the page can read it.
-    let r = c.request("GET /api/items HTTP/1.1\r\nHost: h\r\nOrigin: https://app.example.com\r\n\r\n");
+    let r =
+        c.request("GET /api/items HTTP/1.1\r\nHost: h\r\nOrigin: https://app.example.com\r\n\r\n");
     assert_eq!(r.status, 401);
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
 }
 
 fn aggregate_config(users: &Origin, orders: &Origin, broken: &Origin) -> String {
@@ -148,9 +175,14 @@ fn origins() -> (Origin, Origin, Origin) {
         }
         let id = r.target.trim_start_matches("/users/");
         let body = format!("{{\"id\":\"{id}\",\"name\":\"Ada\"}}");
-        Reply::Bytes(response(200, &[("Content-Type", "application/json")], body.as_bytes()))
+        Reply::Bytes(response(
+            200,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        ))
     });
-    let orders = Origin::start(|_| Reply::Delayed(Duration::from_secs(5), response(200, &[], b"[]")));
+    let orders =
+        Origin::start(|_| Reply::Delayed(Duration::from_secs(5), response(200, &[], b"[]")));
     let broken = Origin::start(|_| Reply::Bytes(response(500, &[], b"boom")));
     (users, orders, broken)
 }
@@ -169,7 +201,10 @@ fn aggregation_returns_a_partial_answer_with_errors_in_place() {
     let v: serde_json::Value = serde_json::from_slice(&r.body).expect("a JSON answer");
     assert_eq!(v["user"], serde_json::json!({"id": "7", "name": "Ada"}));
     assert_eq!(v["orders"], serde_json::json!({"error": "timeout"}));
-    assert_eq!(v["broken"], serde_json::json!({"error": "status", "status": 500}));
+    assert_eq!(
+        v["broken"],
+        serde_json::json!({"error": "status", "status": 500})
+    );
     assert_eq!(v["text"], serde_json::json!("not \"json\""));
     // The slow part's 300 ms timeout bounds the answer, not its 5 s delay.
     assert!(took < Duration::from_secs(4), "took {took:?}");
@@ -191,5 +226,8 @@ fn aggregation_fail_policy_and_concurrency() {
     assert_eq!(v["a"]["id"], "9");
     assert_eq!(v["b"]["id"], "9?again");
     // Both parts were in flight at once: two upstream connections for one client request.
-    assert!(users.connections() >= 2, "parts were called one after another");
+    assert!(
+        users.connections() >= 2,
+        "parts were called one after another"
+    );
 }

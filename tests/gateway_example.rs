@@ -30,22 +30,35 @@ fn the_readme_walkthrough_works() {
     let r = c.get("/v2/users/42");
     assert_eq!(r.status, 401);
     let bearer = format!("Authorization: Bearer {token}\r\n");
-    let r = c.request(&format!("GET /v2/users/42 HTTP/1.1\r\nHost: h\r\n{bearer}\r\n"));
+    let r = c.request(&format!(
+        "GET /v2/users/42 HTTP/1.1\r\nHost: h\r\n{bearer}\r\n"
+    ));
     assert_eq!(r.status, 200);
     assert!(r.text().contains("\"version\":2"));
-    let r = c.request(&format!("GET /users/42 HTTP/1.1\r\nHost: h\r\nAccept-Version: 2\r\n{bearer}\r\n"));
+    let r = c.request(&format!(
+        "GET /users/42 HTTP/1.1\r\nHost: h\r\nAccept-Version: 2\r\n{bearer}\r\n"
+    ));
     assert!(r.text().contains("\"version\":2"));
     let r = c.request("GET /v1/orders HTTP/1.1\r\nHost: h\r\nX-Api-Key: demo-key-123\r\n\r\n");
-    assert_eq!((r.status, r.text().as_str()), (200, "[{\"id\":1,\"total\":42}]"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "[{\"id\":1,\"total\":42}]")
+    );
     let r = c.request("DELETE /v1/orders HTTP/1.1\r\nHost: h\r\nX-Api-Key: demo-key-123\r\n\r\n");
-    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD, POST")));
+    assert_eq!(
+        (r.status, r.header("allow")),
+        (405, Some("GET, HEAD, POST"))
+    );
     let r = c.get("/v1/dashboard/42");
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["user"]["version"], 1);
     assert_eq!(v["orders"][0]["total"], 42);
     let r = c.request("OPTIONS /v1/users/42 HTTP/1.1\r\nHost: h\r\nOrigin: https://app.example.com\r\nAccess-Control-Request-Method: GET\r\n\r\n");
     assert_eq!(r.status, 204);
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
     // Services are reachable only through the gateway.
     assert_eq!(c.get("/svc/orders").status, 404);
 }
