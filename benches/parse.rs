@@ -6,6 +6,7 @@ use std::path::Path;
 
 use coregate::config;
 use coregate::http::{chunked, request, response};
+use coregate::router::RouteRequest;
 
 const REQUEST: &[u8] = b"GET /api/v1/users/42?fields=name HTTP/1.1\r\nHost: api.example.com\r\n\
 User-Agent: wrk/4.2\r\nAccept: application/json\r\nAccept-Encoding: gzip, br\r\n\
@@ -32,11 +33,15 @@ fn benches(c: &mut Criterion) {
         b.iter(|| response::parse(black_box(RESPONSE), false, 65536, &mut headers).unwrap())
     });
     c.bench_function("route_lookup", |b| {
+        let path = b"/api/v1/users/42";
         b.iter(|| {
-            cfg.router.route(
-                black_box(b"api.example.com"),
-                black_box(b"/api/v1/users/42"),
-            )
+            cfg.router.route(&RouteRequest {
+                host: black_box(b"api.example.com"),
+                path: black_box(path),
+                method: request::Method::Get,
+                buf: path,
+                headers: &[],
+            })
         })
     });
     let mut body = Vec::new();

@@ -157,9 +157,11 @@ fn jwt(
 
 /// `exp` required and checked, `nbf` checked, issuer and audience required when configured.
 fn base_validation(a: &AuthFile) -> Validation {
-    let mut v = Validation::default();
-    v.leeway = a.leeway_s.unwrap_or(d::JWT_LEEWAY_S);
-    v.validate_nbf = true;
+    let mut v = Validation {
+        leeway: a.leeway_s.unwrap_or(d::JWT_LEEWAY_S),
+        validate_nbf: true,
+        ..Validation::default()
+    };
     let mut required = vec!["exp"];
     if let Some(iss) = &a.issuer {
         v.set_issuer(&[iss]);

@@ -16,6 +16,9 @@ use crate::router::{
     Action, HeaderCond, HostMatch, MethodSet, PathMatch, Route, Router, PARAMS_MAX,
 };
 
+/// Finds an upstream by name (`key`, `name`), reporting an unknown one.
+type UpstreamLookup<'a> = dyn Fn(&str, &str, &mut Vec<ConfigError>) -> Option<usize> + 'a;
+
 pub(super) fn routes(
     files: &[RouteFile],
     upstreams: &[Upstream],
@@ -238,7 +241,7 @@ fn aggregate_parts(
     key: &dyn Fn(&str) -> String,
     names: &[String],
     timeouts: &Timeouts,
-    upstream_id: &dyn Fn(&str, &str, &mut Vec<ConfigError>) -> Option<usize>,
+    upstream_id: &UpstreamLookup<'_>,
     errs: &mut Vec<ConfigError>,
 ) -> Option<Vec<Part>> {
     if files.is_empty() || files.len() > d::AGGREGATE_PARTS_MAX {

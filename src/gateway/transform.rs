@@ -55,7 +55,7 @@ impl Template {
         let mut rest = s;
         while let Some(start) = rest.find("${") {
             if start > 0 {
-                parts.push(Part::Lit(rest[..start].as_bytes().into()));
+                parts.push(Part::Lit(rest.as_bytes()[..start].into()));
             }
             let after = &rest[start + 2..];
             let end = after

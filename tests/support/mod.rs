@@ -348,6 +348,20 @@ fn read_chunked(r: &mut impl BufRead) -> Option<Vec<u8>> {
     }
 }
 
+/// Poll `done` every few milliseconds until it holds or `within` passes; returns whether it held.
+pub fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A TCP port with nothing listening (bound, then released).
 pub fn closed_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
