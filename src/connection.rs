@@ -191,7 +191,7 @@ impl Conn {
             cfg.router.route(&RouteRequest {
                 host: head.authority.map_or(&b""[..], |a| a.get(buf)),
                 path: head.path.get(buf),
-                method: routing_method(head, buf, &self.headers),
+                method: gateway::cors::routing_method(head.method, buf, &self.headers),
                 buf,
                 headers: &self.headers,
             })
@@ -408,23 +408,5 @@ impl Conn {
                 true
             }
         }
-    }
-}
-
-/// The method routing matches: a CORS preflight (OPTIONS with Origin and
-/// Access-Control-Request-Method) is routed as the request it announces.
-fn routing_method(head: &RequestHead, buf: &[u8], headers: &[HeaderSpan]) -> Method {
-    if head.method != Method::Options {
-        return head.method;
-    }
-    let find = |name: &[u8]| {
-        headers
-            .iter()
-            .find(|h| h.name.get(buf).eq_ignore_ascii_case(name))
-            .map(|h| h.value.get(buf))
-    };
-    match (find(b"origin"), find(b"access-control-request-method")) {
-        (Some(_), Some(m)) => Method::of(m),
-        _ => head.method,
     }
 }

@@ -10,7 +10,9 @@ pub mod upstream;
 mod upstream_file;
 mod validate;
 mod validate_auth;
+mod validate_policy;
 mod validate_route;
+mod validate_route_policy;
 
 use std::fmt;
 use std::net::SocketAddr;

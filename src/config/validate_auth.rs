@@ -1,22 +1,20 @@
-//! `[[auth]]`, `[[rate_limit]]` and `[[cors]]` → the built `Gateway`: keys read and parsed (PEM
-//! files, JWK sets) and `Validation`s made here, at load, never on a shard.
+//! `[[auth]]` (and, through `validate_policy`, `[[rate_limit]]` and `[[cors]]`) → the built
+//! `Gateway`: keys read and parsed (PEM files, JWK sets) and `Validation`s made here, at load,
+//! never on a shard.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use super::defaults as d;
 use super::file::FileConfig;
-use super::gateway_file::{AuthFile, CorsFile, RateLimitFile};
+use super::gateway_file::AuthFile;
+use super::validate_policy::{cors_policy, rate_limit};
 use super::ConfigError;
 use crate::gateway::auth::{ApiKeyAuth, Auth, JwtAuth, JwtKey, KeySource};
-use crate::gateway::cors::{self, CorsPolicy};
-use crate::gateway::methods::MethodSet;
-use crate::gateway::rate_limit::{LimitKey, RateLimitPolicy, Scope};
 use crate::gateway::transform::valid_field_name;
 use crate::gateway::Gateway;
 
@@ -67,7 +65,7 @@ pub(super) fn gateway(file: &FileConfig, dir: &Path, errs: &mut Vec<ConfigError>
     g
 }
 
-fn unique<'a>(
+pub(super) fn unique<'a>(
     key: &str,
     name: &str,
     seen: impl Iterator<Item = &'a str>,
@@ -236,14 +234,22 @@ fn jwt_keys(
         return single(pem_key(&bytes), "public_key_file", errs);
     }
     let file = a.jwks_file.as_ref()?;
-    let bytes = read(dir, file, &key("jwks_file"), errs)?;
+    jwks_keys(dir, file, &with_algs, &key("jwks_file"), errs)
+}
+
+/// Every key of a JWK set usable with the listed algorithms (a key's own `alg` narrows them).
+fn jwks_keys(
+    dir: &Path,
+    file: &str,
+    with_algs: &dyn Fn(DecodingKey, Option<String>, Option<Algorithm>) -> Option<JwtKey>,
+    key: &str,
+    errs: &mut Vec<ConfigError>,
+) -> Option<Vec<JwtKey>> {
+    let bytes = read(dir, file, key, errs)?;
     let set: JwkSet = match serde_json::from_slice(&bytes) {
         Ok(s) => s,
         Err(e) => {
-            errs.push(ConfigError::new(
-                key("jwks_file"),
-                format!("not a JWK set: {e}"),
-            ));
+            errs.push(ConfigError::new(key, format!("not a JWK set: {e}")));
             return None;
         }
     };
@@ -259,7 +265,7 @@ fn jwt_keys(
     }
     if keys.is_empty() {
         errs.push(ConfigError::new(
-            key("jwks_file"),
+            key,
             "holds no key usable with the listed `algorithms`",
         ));
         return None;
@@ -357,132 +363,5 @@ fn api_key(
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect::<HashMap<_, _>>(),
-    })
-}
-
-fn rate_limit(
-    r: &RateLimitFile,
-    key: &dyn Fn(&str) -> String,
-    errs: &mut Vec<ConfigError>,
-) -> Option<RateLimitPolicy> {
-    let scope = match r.scope.as_deref().unwrap_or("node") {
-        "node" => Scope::Node,
-        "shard" => Scope::Shard,
-        "global" => {
-            errs.push(ConfigError::new(
-                key("scope"),
-                "\"global\" (Redis) is not supported yet; use \"node\" or \"shard\"",
-            ));
-            return None;
-        }
-        other => {
-            errs.push(ConfigError::new(
-                key("scope"),
-                format!("\"{other}\" is not \"node\", \"shard\" or \"global\""),
-            ));
-            return None;
-        }
-    };
-    if r.redis.is_some() {
-        errs.push(ConfigError::new(
-            key("redis"),
-            "is for scope = \"global\", which is not supported yet",
-        ));
-    }
-    let limit_key = match r.key.as_deref().unwrap_or("client_ip") {
-        "client_ip" => LimitKey::ClientIp,
-        "consumer" => LimitKey::Consumer,
-        "route" => LimitKey::Route,
-        k => match k.strip_prefix("header:") {
-            Some(h) if valid_field_name(h) => LimitKey::Header(h.to_ascii_lowercase()),
-            _ => {
-                errs.push(ConfigError::new(
-                    key("key"),
-                    format!("\"{k}\" is not client_ip, consumer, route or header:NAME"),
-                ));
-                return None;
-            }
-        },
-    };
-    let period_ms = r.period_ms.unwrap_or(d::RATE_PERIOD_MS);
-    super::validate::check_ms(&key("period_ms"), period_ms, 1, d::TIMEOUT_MS_MAX, errs);
-    let burst = r.burst.unwrap_or(r.rate);
-    let keys_max = r.keys_max.unwrap_or(d::RATE_KEYS_MAX);
-    let mut range = |k: &str, v: u64, min: u64, max: u64| {
-        if v < min || v > max {
-            errs.push(ConfigError::new(
-                key(k),
-                format!("{v} is outside {min}..={max}"),
-            ));
-        }
-    };
-    range("rate", r.rate, 1, u64::from(u32::MAX));
-    range("burst", burst, 1, u64::from(u32::MAX));
-    range("keys_max", keys_max as u64, 2, d::RATE_KEYS_LIMIT as u64);
-    Some(RateLimitPolicy {
-        name: r.name.clone(),
-        key: limit_key,
-        rate: r.rate,
-        period: Duration::from_millis(period_ms),
-        burst,
-        scope,
-        keys_max,
-    })
-}
-
-fn cors_policy(
-    c: &CorsFile,
-    key: &dyn Fn(&str) -> String,
-    errs: &mut Vec<ConfigError>,
-) -> Option<CorsPolicy> {
-    if c.allow_origins.is_empty() {
-        errs.push(ConfigError::new(
-            key("allow_origins"),
-            "list at least one origin (or \"*\")",
-        ));
-        return None;
-    }
-    let mut origins = Vec::new();
-    let mut any_origin = false;
-    for o in &c.allow_origins {
-        if o == "*" {
-            any_origin = true;
-        } else if let Some(m) = cors::parse_origin(o) {
-            origins.push(m);
-        } else {
-            errs.push(ConfigError::new(
-                key("allow_origins"),
-                format!("\"{o}\" is not an origin (\"https://app.example.com\", \"https://*.example.com\" or \"*\")"),
-            ));
-        }
-    }
-    let methods = match MethodSet::parse(&c.allow_methods) {
-        Ok(m) => m,
-        Err(bad) => {
-            errs.push(ConfigError::new(
-                key("allow_methods"),
-                format!("\"{bad}\" is not a method"),
-            ));
-            return None;
-        }
-    };
-    let names = |k: &str, list: &[String], errs: &mut Vec<ConfigError>| {
-        if let Some(bad) = list.iter().find(|h| !valid_field_name(h)) {
-            errs.push(ConfigError::new(
-                key(k),
-                format!("\"{bad}\" is not a field name"),
-            ));
-        }
-        list.join(", ")
-    };
-    Some(CorsPolicy {
-        name: c.name.clone(),
-        any_origin,
-        origins,
-        methods,
-        headers: names("allow_headers", &c.allow_headers, errs),
-        expose: names("expose_headers", &c.expose_headers, errs),
-        credentials: c.allow_credentials,
-        max_age_s: c.max_age_s,
     })
 }

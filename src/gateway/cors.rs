@@ -62,6 +62,14 @@ pub fn request<'a>(
     Some((req, preflight))
 }
 
+/// The method routing matches: a preflight is routed as the request it announces.
+pub fn routing_method(method: Method, buf: &[u8], headers: &[HeaderSpan]) -> Method {
+    match request(method, buf, headers) {
+        Some((req, true)) => req.method.map_or(method, Method::of),
+        _ => method,
+    }
+}
+
 impl CorsPolicy {
     pub fn allows_origin(&self, origin: &[u8]) -> bool {
         if self.any_origin {

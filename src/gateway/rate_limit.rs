@@ -213,13 +213,6 @@ impl Limiter {
         let remaining = u64::from(l.tokens) + u64::from(g.remaining);
         decision(p, true, remaining, g.full_ns, 0)
     }
-
-    /// Keys held for `policy` (owned buckets, leases): for tests and metrics.
-    pub fn key_counts(&self, policy: usize) -> (usize, usize) {
-        self.policies.get(policy).map_or((0, 0), |t| {
-            (t.owned.borrow().len(), t.leases.borrow().len())
-        })
-    }
 }
 
 pub fn decision(
