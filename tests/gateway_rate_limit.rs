@@ -94,7 +94,13 @@ fn one_connection_sees_the_node_wide_limit_with_fields() {
 
 #[test]
 fn connections_spread_over_every_shard_share_one_limit() {
-    let proxy = Proxy::start(&config(""));
+    // Leases travel between shards as messages: check both I/O drivers wake for them.
+    spread_over_every_shard(Driver::Auto);
+    spread_over_every_shard(Driver::Legacy);
+}
+
+fn spread_over_every_shard(driver: Driver) {
+    let proxy = Proxy::start_with(&config(""), driver);
     // Open connections until every shard has accepted some (SO_REUSEPORT spreads them by
     // hash; each shard logs the connections it accepts).
     let mut conns = Vec::new();
@@ -118,7 +124,7 @@ fn connections_spread_over_every_shard_share_one_limit() {
     );
     let (ok, limited, refused) = burst(&mut conns, 3 * LIMIT);
     eprintln!(
-        "{} connections over {SHARDS} shards: {ok} of {} admitted (limit {LIMIT})",
+        "{driver:?}: {} connections over {SHARDS} shards: {ok} of {} admitted (limit {LIMIT})",
         conns.len(),
         3 * LIMIT
     );
