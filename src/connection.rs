@@ -279,6 +279,7 @@ impl Conn {
         cfg: &Config,
         shard: &Shard,
     ) -> bool {
+        debug!(peer = %self.peer, route = ctx.route, consumer = ctx.consumer.as_deref(), status, "answered by a gateway phase");
         self.inbuf.consume(head.head_len);
         let keep = self.skip_body(head.body) && head.keep_alive && !shard.draining();
         self.out.clear();
@@ -325,24 +326,14 @@ impl Conn {
             }
         };
         self.out.clear();
-        self.out
-            .extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n");
-        if !complete {
-            self.out
-                .extend_from_slice(b"X-Aggregate-Complete: false\r\n");
-        }
-        self.out.extend_from_slice(&ctx.resp_fields);
-        self.out.extend_from_slice(b"Content-Length: ");
-        self.out
-            .extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
-        self.out.extend_from_slice(if keep {
-            &b"\r\n\r\n"[..]
-        } else {
-            &b"\r\nConnection: close\r\n\r\n"[..]
-        });
-        if head.method != Method::Head {
-            self.out.extend_from_slice(&body);
-        }
+        gateway::aggregate::write_answer(
+            &mut self.out,
+            &body,
+            complete,
+            &ctx.resp_fields,
+            !keep,
+            head.method == Method::Head,
+        );
         let sent =
             relay::write_all(&mut self.stream, &mut self.out, cfg.timeouts.client_send).await;
         sent.is_ok() && keep

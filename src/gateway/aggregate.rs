@@ -141,6 +141,33 @@ pub async fn run(
     Ok(complete)
 }
 
+/// The 200 answer: JSON `body`, `X-Aggregate-Complete: false` when a part failed, `extra` field
+/// lines (CORS, RateLimit-*, transforms); the body is left out for HEAD.
+pub fn write_answer(
+    out: &mut Vec<u8>,
+    body: &[u8],
+    complete: bool,
+    extra: &[u8],
+    close: bool,
+    head_only: bool,
+) {
+    out.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n");
+    if !complete {
+        out.extend_from_slice(b"X-Aggregate-Complete: false\r\n");
+    }
+    out.extend_from_slice(extra);
+    out.extend_from_slice(b"Content-Length: ");
+    out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+}
+
 /// One GET to one server of `id`: the response body when the status is 2xx.
 async fn call(
     shard: &Shard,

@@ -233,6 +233,8 @@ pub fn decision(
 }
 
 /// Ask `owner` for tokens and wait for the answer (bounded). `None`: no answer in time.
+/// The owner's control queue holds at most one lease request per request in flight on the
+/// other shards, so it is bounded by their connection limits.
 pub async fn lease(
     peers: &[flume::Sender<LeaseRequest>],
     owner: usize,
