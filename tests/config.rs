@@ -866,3 +866,26 @@ fn rate_limit_and_cors_errors() {
         "twice",
     );
 }
+
+#[test]
+fn gateway_defaults_apply() {
+    use coregate::gateway::auth::Auth;
+    use coregate::gateway::rate_limit::{LimitKey, Scope};
+    let c = config::from_toml(
+        "[[auth]]\nname = \"j\"\nkind = \"jwt\"\nalgorithms = [\"HS256\"]\nsecret = \"s\"\n\
+         [[rate_limit]]\nname = \"r\"\nrate = 7\n",
+        Path::new("g.toml"),
+    )
+    .unwrap();
+    let Auth::Jwt(j) = &c.gateway.auths[0] else {
+        panic!("not a jwt auth")
+    };
+    assert_eq!(j.keys[0].validation.leeway, d::JWT_LEEWAY_S);
+    assert_eq!(d::JWT_LEEWAY_S, 30);
+    assert_eq!(j.consumer_claim, "sub");
+    assert!(j.keys[0].validation.required_spec_claims.contains("exp"));
+    let r = &c.gateway.rate_limits[0];
+    assert_eq!((r.burst, r.period.as_millis()), (7, 1000));
+    assert_eq!((r.key.clone(), r.scope), (LimitKey::ClientIp, Scope::Node));
+    assert_eq!(r.keys_max, 100_000);
+}
