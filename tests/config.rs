@@ -370,6 +370,152 @@ address = \"127.0.0.1:1\"\nweight = 5000\n",
         "[[route]]\nrespond = { status = 200 }\nretry_non_idempotent = \"yes\"\n",
         "route[0].retry_non_idempotent",
         "invalid type",
+    );
+}
+
+#[test]
+fn health_and_outlier_keys() {
+    let health = |k: &str| lb("", &format!("[upstream.health]\n{k}\n"));
+    fails(
+        &health("healthy_threshold = 0"),
+        "upstream[0].health.healthy_threshold",
+        "outside 1..=1000",
+    );
+    fails(
+        &health("unhealthy_threshold = 0"),
+        "upstream[0].health.unhealthy_threshold",
+        "outside 1..=1000",
+    );
+    fails(
+        &health("path = \"healthz\""),
+        "upstream[0].health.path",
+        "start with /",
+    );
+    fails(
+        &health("interval_ms = 5"),
+        "upstream[0].health.interval_ms",
+        "outside 10..=",
+    );
+    fails(
+        &health("timeout_ms = 0"),
+        "upstream[0].health.timeout_ms",
+        "outside 1..=",
+    );
+    fails(
+        &health("expect_status = \"2xx\""),
+        "upstream[0].health.expect_status",
+        "not a status or a range",
+    );
+    fails(
+        &health("expect_status = \"500-200\""),
+        "upstream[0].health.expect_status",
+        "not a status or a range",
+    );
+    fails(
+        &health("pathz = \"/\""),
+        "upstream[0].health.pathz",
+        "unknown field",
+    );
+    let outlier = |k: &str| lb("", &format!("[upstream.outlier]\n{k}\n"));
+    fails(
+        &outlier("consecutive_failures = 0"),
+        "upstream[0].outlier.consecutive_failures",
+        "outside 1..=1000",
+    );
+    fails(
+        &outlier("base_ejection_ms = 0"),
+        "upstream[0].outlier.base_ejection_ms",
+        "outside 1..=",
+    );
+    fails(
+        &outlier("base_ejection_ms = 5000\nmax_ejection_ms = 1000"),
+        "upstream[0].outlier.max_ejection_ms",
+        "outside base_ejection_ms",
+    );
+}
+
+#[test]
+fn load_balancing_defaults_apply() {
+    let c = config::from_toml(
+        &lb("", "[upstream.health]\n[upstream.outlier]\n"),
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    let u = &c.upstreams[0];
+    assert_eq!(u.balance, config::Balance::RoundRobin);
+    assert_eq!(u.hash_key, config::HashKey::ClientIp);
+    assert_eq!(u.retries, d::RETRIES);
+    assert_eq!((u.retry_budget.percent, u.retry_budget.min_per_s), (20, 10));
+    assert_eq!(u.sticky_cookie, None);
+    assert_eq!(u.slow_start.as_millis(), 0);
+    assert!(!u.fail_open);
+    assert_eq!(u.ewma_decay.as_millis(), 10_000);
+    let h = u.health.as_ref().unwrap();
+    assert_eq!(h.path, "/healthz");
+    assert_eq!(
+        (h.interval.as_millis(), h.timeout.as_millis()),
+        (2000, 1000)
+    );
+    assert_eq!(h.expect_status, 200..=399);
+    assert_eq!((h.healthy_threshold, h.unhealthy_threshold), (2, 3));
+    let o = u.outlier.unwrap();
+    assert_eq!(o.consecutive_failures, 5);
+    assert_eq!(o.base_ejection.as_millis(), 30_000);
+    assert_eq!(o.max_ejection.as_millis(), 300_000);
+    // An IP is never re-resolved; a hostname is, every 30 s by default.
+    assert_eq!(c.pools[0].resolve_interval, None);
+    let named = config::from_toml(
+        "[[upstream]]\nname = \"a\"\n[[upstream.server]]\naddress = \"localhost:9000\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        named.pools[0].resolve_interval.map(|d| d.as_millis()),
+        Some(30_000)
+    );
+}
+
+#[test]
+fn check_command_names_load_balancing_key_paths() {
+    let bin = env!("CARGO_BIN_EXE_coregate");
+    let dir = std::env::temp_dir().join(format!("coregate-check-lb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[upstream]]\nname = \"a\"\n[[upstream.server]]\naddress = \"127.0.0.1:1\"\nweight = 0\n\
+[upstream.health]\nunhealthy_threshold = 0\n",
+    )
+    .unwrap();
+    let out = Command::new(bin)
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml: upstream[0].server[0].weight: 0 is outside"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad.toml: upstream[0].health.unhealthy_threshold: 0 is outside"),
+        "{stderr}"
+    );
+    std::fs::write(&bad, "[[upstream]]\nname = \"a\"\nbalance = \"random\"\n").unwrap();
+    let out = Command::new(bin)
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("upstream[0].balance: unknown variant `random`"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
 
 const RESP: &str = "respond = { status = 200 }\n";
 
@@ -518,149 +664,6 @@ fn route_aggregate_and_transform_errors() {
 }
 
 #[test]
-fn health_and_outlier_keys() {
-    let health = |k: &str| lb("", &format!("[upstream.health]\n{k}\n"));
-    fails(
-        &health("healthy_threshold = 0"),
-        "upstream[0].health.healthy_threshold",
-        "outside 1..=1000",
-    );
-    fails(
-        &health("unhealthy_threshold = 0"),
-        "upstream[0].health.unhealthy_threshold",
-        "outside 1..=1000",
-    );
-    fails(
-        &health("path = \"healthz\""),
-        "upstream[0].health.path",
-        "start with /",
-    );
-    fails(
-        &health("interval_ms = 5"),
-        "upstream[0].health.interval_ms",
-        "outside 10..=",
-    );
-    fails(
-        &health("timeout_ms = 0"),
-        "upstream[0].health.timeout_ms",
-        "outside 1..=",
-    );
-    fails(
-        &health("expect_status = \"2xx\""),
-        "upstream[0].health.expect_status",
-        "not a status or a range",
-    );
-    fails(
-        &health("expect_status = \"500-200\""),
-        "upstream[0].health.expect_status",
-        "not a status or a range",
-    );
-    fails(
-        &health("pathz = \"/\""),
-        "upstream[0].health.pathz",
-        "unknown field",
-    );
-    let outlier = |k: &str| lb("", &format!("[upstream.outlier]\n{k}\n"));
-    fails(
-        &outlier("consecutive_failures = 0"),
-        "upstream[0].outlier.consecutive_failures",
-        "outside 1..=1000",
-    );
-    fails(
-        &outlier("base_ejection_ms = 0"),
-        "upstream[0].outlier.base_ejection_ms",
-        "outside 1..=",
-    );
-    fails(
-        &outlier("base_ejection_ms = 5000\nmax_ejection_ms = 1000"),
-        "upstream[0].outlier.max_ejection_ms",
-        "outside base_ejection_ms",
-    );
-}
-
-#[test]
-fn load_balancing_defaults_apply() {
-    let c = config::from_toml(
-        &lb("", "[upstream.health]\n[upstream.outlier]\n"),
-        Path::new("t.toml"),
-    )
-    .unwrap();
-    let u = &c.upstreams[0];
-    assert_eq!(u.balance, config::Balance::RoundRobin);
-    assert_eq!(u.hash_key, config::HashKey::ClientIp);
-    assert_eq!(u.retries, d::RETRIES);
-    assert_eq!((u.retry_budget.percent, u.retry_budget.min_per_s), (20, 10));
-    assert_eq!(u.sticky_cookie, None);
-    assert_eq!(u.slow_start.as_millis(), 0);
-    assert!(!u.fail_open);
-    assert_eq!(u.ewma_decay.as_millis(), 10_000);
-    let h = u.health.as_ref().unwrap();
-    assert_eq!(h.path, "/healthz");
-    assert_eq!(
-        (h.interval.as_millis(), h.timeout.as_millis()),
-        (2000, 1000)
-    );
-    assert_eq!(h.expect_status, 200..=399);
-    assert_eq!((h.healthy_threshold, h.unhealthy_threshold), (2, 3));
-    let o = u.outlier.unwrap();
-    assert_eq!(o.consecutive_failures, 5);
-    assert_eq!(o.base_ejection.as_millis(), 30_000);
-    assert_eq!(o.max_ejection.as_millis(), 300_000);
-    // An IP is never re-resolved; a hostname is, every 30 s by default.
-    assert_eq!(c.pools[0].resolve_interval, None);
-    let named = config::from_toml(
-        "[[upstream]]\nname = \"a\"\n[[upstream.server]]\naddress = \"localhost:9000\"\n",
-        Path::new("t.toml"),
-    )
-    .unwrap();
-    assert_eq!(
-        named.pools[0].resolve_interval.map(|d| d.as_millis()),
-        Some(30_000)
-    );
-}
-
-#[test]
-fn check_command_names_load_balancing_key_paths() {
-    let bin = env!("CARGO_BIN_EXE_coregate");
-    let dir = std::env::temp_dir().join(format!("coregate-check-lb-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("bad.toml");
-    std::fs::write(
-        &bad,
-        "[[upstream]]\nname = \"a\"\n[[upstream.server]]\naddress = \"127.0.0.1:1\"\nweight = 0\n\
-[upstream.health]\nunhealthy_threshold = 0\n",
-    )
-    .unwrap();
-    let out = Command::new(bin)
-        .args(["check", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("bad.toml: upstream[0].server[0].weight: 0 is outside"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("bad.toml: upstream[0].health.unhealthy_threshold: 0 is outside"),
-        "{stderr}"
-    );
-    std::fs::write(&bad, "[[upstream]]\nname = \"a\"\nbalance = \"random\"\n").unwrap();
-    let out = Command::new(bin)
-        .args(["check", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("upstream[0].balance: unknown variant `random`"),
-        "{stderr}"
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
 fn auth_errors() {
     let jwt = |body: &str| format!("[[auth]]\nname = \"j\"\nkind = \"jwt\"\n{body}\n");
     assert!(errors(&jwt("algorithms = [\"HS256\"]\nsecret = \"s\"")).is_empty());
