@@ -10,7 +10,8 @@
 //!              → respond (static) | gateway::aggregate | proxy::forward;
 //!              the only writer to the client
 //!   gateway    API-gateway policies: auth (JWT, API keys), rate limits (per-shard buckets,
-//!              leases from the key's owner shard), CORS, header transforms, rewrites
+//!              leases from the key's owner shard, or from Redis for global limits: redis),
+//!              CORS, header transforms, rewrites
 //!   proxy      balancer::pick → upstream::pool checkout | connect → http::write head
 //!              → relay body → http::response::parse → write head → relay body → pool checkin;
 //!              on a connect failure or an unanswered request: pick another server (retries,
@@ -41,6 +42,7 @@ pub mod health;
 pub mod http;
 pub mod listener;
 pub mod proxy;
+pub mod redis;
 pub mod relay;
 pub mod router;
 pub mod server;

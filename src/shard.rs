@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::balancer::Balancer;
 use crate::config::{Config, Driver, UpstreamId};
+use crate::gateway::global::{self, Links};
 use crate::gateway::rate_limit::{LeaseRequest, Limiter};
 use crate::health::Report;
 use crate::signal::Signal;
@@ -81,6 +82,9 @@ pub struct Shard {
     pub limiter: Limiter,
     /// Every shard's rate-limit lease queue (this one's included), indexed by shard id.
     pub peers: Vec<flume::Sender<LeaseRequest>>,
+    /// This shard's Redis links for global rate limits (one per global policy), each with
+    /// its worker task (`gateway::global::start`).
+    pub global: Links,
     /// Open client connections.
     connections: Cell<usize>,
     /// Requests between head received and response finished.
@@ -102,12 +106,14 @@ impl Shard {
     ) -> Shard {
         let pools = Pools::new(&config.pools);
         let limiter = Limiter::new(&config.gateway.rate_limits);
+        let global = Links::new(&config.gateway.rate_limits);
         Shard {
             id,
             snapshot: Rc::new(Snapshot::new(config, id)),
             pools,
             limiter,
             peers,
+            global,
             connections: Cell::new(0),
             active: Cell::new(0),
             draining: Cell::new(false),
@@ -313,6 +319,8 @@ async fn shard_main(plan: ShardPlan) {
             let _ = req.reply.try_send(grant);
         }
     });
+    // Redis workers of global rate limits: connect now, before the first request needs them.
+    global::start(&shard);
     for (name, socket) in plan.listeners {
         let tls = shard
             .snapshot

@@ -101,5 +101,18 @@ pub const RATE_PERIOD_MS: u64 = 1000;
 /// ones are evicted: about 3 MiB per table at this size.
 pub const RATE_KEYS_MAX: usize = 100_000;
 pub const RATE_KEYS_LIMIT: usize = 10_000_000;
+/// Global rate limits: longest wait for Redis when a shard's lease is empty, and for each
+/// Redis command (a loopback or LAN round trip is well under 1 ms; 100 ms rides out a hiccup).
+pub const REDIS_TIMEOUT_MS: u64 = 100;
+/// Most tokens one Redis lease may carry.
+pub const LEASE_TOKENS_LIMIT: u64 = 100_000;
+
+/// Tokens a shard leases from Redis per round trip when `lease_tokens` is not set: 1% of the
+/// burst, 1..=100. The tokens leased and not yet spent are the error of a global limit (at
+/// most nodes × shards × lease); 1% keeps it small while cutting round trips 100-fold.
+pub fn lease_tokens(burst: u64) -> u64 {
+    (burst / 100).clamp(1, 100)
+}
+
 /// Answer parts of an aggregate route.
 pub const AGGREGATE_PARTS_MAX: usize = 16;

@@ -124,9 +124,16 @@ pub struct RateLimitFile {
     pub period_ms: Option<u64>,
     /// Bucket size; defaults to `rate`.
     pub burst: Option<u64>,
-    /// "node" | "shard" | "global" (not supported yet)
+    /// "node" | "shard" | "global" (Redis)
     pub scope: Option<String>,
+    /// For "global": "redis://[[user]:password@]host[:port][/db]".
     pub redis: Option<String>,
+    /// For "global": longest wait for Redis when a shard's lease is empty.
+    pub redis_timeout_ms: Option<u64>,
+    /// For "global": "local" (node limit) | "open" | "closed" while Redis is unreachable.
+    pub redis_fallback: Option<String>,
+    /// For "global": tokens leased from Redis per round trip.
+    pub lease_tokens: Option<u64>,
     /// Keys tracked per shard before idle ones are evicted.
     pub keys_max: Option<usize>,
 }

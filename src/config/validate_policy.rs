@@ -1,5 +1,5 @@
-//! `[[rate_limit]]` and `[[cors]]` → `RateLimitPolicy` and `CorsPolicy`. `scope = "global"`
-//! (Redis) is refused here until it exists.
+//! `[[rate_limit]]` and `[[cors]]` → `RateLimitPolicy` and `CorsPolicy`. For
+//! `scope = "global"` the Redis URL is parsed (and its host resolved) here, at load.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use super::gateway_file::{CorsFile, RateLimitFile};
 use super::ConfigError;
 use crate::gateway::cors::{self, CorsPolicy};
 use crate::gateway::methods::MethodSet;
-use crate::gateway::rate_limit::{LimitKey, RateLimitPolicy, Scope};
+use crate::gateway::rate_limit::{Fallback, GlobalSettings, LimitKey, RateLimitPolicy, Scope};
 use crate::gateway::transform::valid_field_name;
 
 pub(super) fn rate_limit(
@@ -19,13 +19,7 @@ pub(super) fn rate_limit(
     let scope = match r.scope.as_deref().unwrap_or("node") {
         "node" => Scope::Node,
         "shard" => Scope::Shard,
-        "global" => {
-            errs.push(ConfigError::new(
-                key("scope"),
-                "\"global\" (Redis) is not supported yet; use \"node\" or \"shard\"",
-            ));
-            return None;
-        }
+        "global" => Scope::Global,
         other => {
             errs.push(ConfigError::new(
                 key("scope"),
@@ -34,12 +28,6 @@ pub(super) fn rate_limit(
             return None;
         }
     };
-    if r.redis.is_some() {
-        errs.push(ConfigError::new(
-            key("redis"),
-            "is for scope = \"global\", which is not supported yet",
-        ));
-    }
     let limit_key = match r.key.as_deref().unwrap_or("client_ip") {
         "client_ip" => LimitKey::ClientIp,
         "consumer" => LimitKey::Consumer,
@@ -70,6 +58,7 @@ pub(super) fn rate_limit(
     range("rate", r.rate, 1, u64::from(u32::MAX));
     range("burst", burst, 1, u64::from(u32::MAX));
     range("keys_max", keys_max as u64, 2, d::RATE_KEYS_LIMIT as u64);
+    let global = global(r, scope, burst, key, errs);
     Some(RateLimitPolicy {
         name: r.name.clone(),
         key: limit_key,
@@ -78,6 +67,73 @@ pub(super) fn rate_limit(
         burst,
         scope,
         keys_max,
+        global,
+    })
+}
+
+/// The Redis keys of a global policy; each is an error on another scope.
+fn global(
+    r: &RateLimitFile,
+    scope: Scope,
+    burst: u64,
+    key: &dyn Fn(&str) -> String,
+    errs: &mut Vec<ConfigError>,
+) -> Option<GlobalSettings> {
+    if scope != Scope::Global {
+        let given = [
+            ("redis", r.redis.is_some()),
+            ("redis_timeout_ms", r.redis_timeout_ms.is_some()),
+            ("redis_fallback", r.redis_fallback.is_some()),
+            ("lease_tokens", r.lease_tokens.is_some()),
+        ];
+        for (k, _) in given.iter().filter(|(_, set)| *set) {
+            errs.push(ConfigError::new(key(k), "is only for scope = \"global\""));
+        }
+        return None;
+    }
+    let Some(url) = &r.redis else {
+        errs.push(ConfigError::new(
+            key("redis"),
+            "scope = \"global\" needs a Redis URL (\"redis://host:port\")",
+        ));
+        return None;
+    };
+    let target = match crate::redis::parse_url(url) {
+        Ok(t) => Some(t),
+        Err(problem) => {
+            errs.push(ConfigError::new(key("redis"), problem));
+            None
+        }
+    };
+    let timeout_ms = r.redis_timeout_ms.unwrap_or(d::REDIS_TIMEOUT_MS);
+    super::validate::check_ms(&key("redis_timeout_ms"), timeout_ms, 1, 60_000, errs);
+    let fallback = match r.redis_fallback.as_deref().unwrap_or("local") {
+        "local" => Fallback::Local,
+        "open" => Fallback::Open,
+        "closed" => Fallback::Closed,
+        other => {
+            errs.push(ConfigError::new(
+                key("redis_fallback"),
+                format!("\"{other}\" is not \"local\", \"open\" or \"closed\""),
+            ));
+            Fallback::Local
+        }
+    };
+    let lease = r.lease_tokens.unwrap_or_else(|| d::lease_tokens(burst));
+    if lease < 1 || lease > burst.max(1) || lease > d::LEASE_TOKENS_LIMIT {
+        errs.push(ConfigError::new(
+            key("lease_tokens"),
+            format!(
+                "{lease} is outside 1..={} (at most the burst)",
+                burst.clamp(1, d::LEASE_TOKENS_LIMIT)
+            ),
+        ));
+    }
+    Some(GlobalSettings {
+        target: target?,
+        timeout: Duration::from_millis(timeout_ms),
+        fallback,
+        lease_tokens: lease.clamp(1, d::LEASE_TOKENS_LIMIT) as u32,
     })
 }
 

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod bucket;
 pub mod cors;
 pub mod ctx;
+pub mod global;
 pub mod methods;
 pub mod rate_limit;
 pub mod rewrite;
@@ -31,7 +32,7 @@ pub use ctx::RequestCtx;
 
 use auth::{Auth, Credentials, Denial};
 use cors::CorsPolicy;
-use rate_limit::{LimitKey, Placement, RateLimitPolicy};
+use rate_limit::{Fallback, From, LimitKey, Placement, RateLimitPolicy, Scope};
 use rewrite::Rewrite;
 use transform::{HeaderOps, Vars};
 
@@ -166,8 +167,41 @@ async fn rate_limit_phase(
         LimitKey::Route => route.name.as_bytes(),
     };
     let hash = gw.hasher.hash_one((id, key));
+    let decision = if p.scope == Scope::Global {
+        match global::check(shard, p, id, hash, key).await {
+            global::Outcome::Decided(d) => Some(d),
+            global::Outcome::Fallback(Fallback::Local) => node_decision(shard, p, id, hash).await,
+            global::Outcome::Fallback(Fallback::Open) => None,
+            global::Outcome::Fallback(Fallback::Closed) => {
+                global::closed_fields(&mut ctx.answer_fields);
+                return Step::Respond(503);
+            }
+        }
+    } else {
+        node_decision(shard, p, id, hash).await
+    };
+    let Some(decision) = decision else {
+        return Step::Continue;
+    };
+    if decision.allowed {
+        decision.write_fields(&mut ctx.resp_fields);
+        Step::Continue
+    } else {
+        decision.write_fields(&mut ctx.answer_fields);
+        Step::Respond(429)
+    }
+}
+
+/// The node-wide (or per-shard) decision: the owner shard's bucket, directly or through a
+/// lease. `None`: the owner did not answer in time (let the request through).
+async fn node_decision(
+    shard: &Shard,
+    p: &RateLimitPolicy,
+    id: usize,
+    hash: u64,
+) -> Option<rate_limit::Decision> {
     let limiter = &shard.limiter;
-    let decision = match p.placement(hash, shard.peers.len(), shard.id) {
+    Some(match p.placement(hash, shard.peers.len(), shard.id) {
         Placement::Local => {
             let g = limiter.take_owned(id, hash, 1);
             rate_limit::decision(
@@ -178,21 +212,14 @@ async fn rate_limit_phase(
                 g.wait_ns,
             )
         }
-        Placement::Remote { owner, want } => match limiter.from_lease(p, id, hash) {
+        Placement::Remote { owner, want } => match limiter.from_lease(From::Owner, p, id, hash) {
             Some(d) => d,
-            None => match rate_limit::lease(&shard.peers, owner, id, hash, want).await {
-                Some(g) => limiter.on_grant(p, id, hash, g),
-                None => return Step::Continue,
-            },
+            None => {
+                let g = rate_limit::lease(&shard.peers, owner, id, hash, want).await?;
+                limiter.on_grant(From::Owner, p, id, hash, g)
+            }
         },
-    };
-    if decision.allowed {
-        decision.write_fields(&mut ctx.resp_fields);
-        Step::Continue
-    } else {
-        decision.write_fields(&mut ctx.answer_fields);
-        Step::Respond(429)
-    }
+    })
 }
 
 /// Render the route's header transforms into `ctx.req_fields` / `ctx.resp_fields`, and its

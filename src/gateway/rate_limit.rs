@@ -8,7 +8,9 @@
 //! request. The sum of what every shard admits never exceeds the owner's bucket; the error is
 //! only tokens leased and not yet spent (at most `chunk - 1` per other shard), which undercounts.
 //! `scope = "shard"` keeps an independent bucket per shard (N shards admit N × the rate).
-//! Both tables are `GenTable`s bounded by `keys_max`.
+//! `scope = "global"` leases tokens from a bucket in Redis instead (`gateway::global`), into a
+//! third table of the same `Lease`s; its fallback when Redis is unreachable is the node scope.
+//! Every table is a `GenTable` bounded by `keys_max`.
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -34,6 +36,31 @@ pub struct RateLimitPolicy {
     pub scope: Scope,
     /// Keys per shard (buckets owned plus leases held), each table.
     pub keys_max: usize,
+    /// `scope = "global"`: where the bucket lives and what to do without it.
+    pub global: Option<GlobalSettings>,
+}
+
+/// A global policy's Redis settings.
+#[derive(Debug, Clone)]
+pub struct GlobalSettings {
+    pub target: crate::redis::RedisTarget,
+    /// Longest wait of a request for Redis (when its shard's lease is empty), and of each
+    /// Redis command; past it the request gets the fallback.
+    pub timeout: Duration,
+    pub fallback: Fallback,
+    /// Tokens a shard leases from Redis per round trip.
+    pub lease_tokens: u32,
+}
+
+/// What a global policy does while Redis is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// The node-wide limit (`scope = "node"`), with the policy's rate and burst, per node.
+    Local,
+    /// Admit every request (fail open).
+    Open,
+    /// Refuse every request with 503 (fail closed).
+    Closed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +76,8 @@ pub enum LimitKey {
 pub enum Scope {
     Node,
     Shard,
+    /// Redis; the node scope is its local fallback.
+    Global,
 }
 
 /// A lease request from one shard to a key's owner.
@@ -72,9 +101,9 @@ pub struct Decision {
     pub retry_after_s: u64,
 }
 
-/// Tokens a shard holds for a key it does not own.
+/// Tokens a shard holds for a key it does not own (from the owner shard, or from Redis).
 #[derive(Debug, Clone, Copy, Default)]
-struct Lease {
+pub struct Lease {
     tokens: u32,
     /// Refused by the owner until then (ns since the epoch).
     denied_until_ns: u64,
@@ -95,6 +124,15 @@ struct PolicyTables {
     refill: Refill,
     owned: RefCell<GenTable<Bucket>>,
     leases: RefCell<GenTable<Lease>>,
+    /// Tokens leased from Redis (`scope = "global"`).
+    global: RefCell<GenTable<Lease>>,
+}
+
+/// Which lease table: tokens from the owner shard, or from Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    Owner,
+    Redis,
 }
 
 /// Where a check has to go.
@@ -144,6 +182,7 @@ impl Limiter {
                     refill: p.refill(),
                     owned: RefCell::new(GenTable::new(p.keys_max)),
                     leases: RefCell::new(GenTable::new(p.keys_max)),
+                    global: RefCell::new(GenTable::new(p.keys_max)),
                 })
                 .collect(),
         }
@@ -165,11 +204,17 @@ impl Limiter {
             .take(want, &t.refill, now)
     }
 
-    /// Spend a held lease token, or report a cached refusal. `None`: ask the owner.
-    pub fn from_lease(&self, p: &RateLimitPolicy, policy: usize, hash: u64) -> Option<Decision> {
+    /// Spend a held lease token, or report a cached refusal. `None`: ask the owner (or Redis).
+    pub fn from_lease(
+        &self,
+        from: From,
+        p: &RateLimitPolicy,
+        policy: usize,
+        hash: u64,
+    ) -> Option<Decision> {
         let t = self.policies.get(policy)?;
         let now = self.now_ns();
-        let mut leases = t.leases.borrow_mut();
+        let mut leases = t.table(from).borrow_mut();
         let l = leases.get_or_insert_with(hash, Lease::default);
         if l.tokens > 0 {
             l.tokens -= 1;
@@ -195,13 +240,20 @@ impl Limiter {
         None
     }
 
-    /// Record the owner's answer to a lease request and spend one token of it.
-    pub fn on_grant(&self, p: &RateLimitPolicy, policy: usize, hash: u64, g: Grant) -> Decision {
+    /// Record the owner's (or Redis's) answer to a lease request and spend one token of it.
+    pub fn on_grant(
+        &self,
+        from: From,
+        p: &RateLimitPolicy,
+        policy: usize,
+        hash: u64,
+        g: Grant,
+    ) -> Decision {
         let Some(t) = self.policies.get(policy) else {
             return decision(p, true, 0, 0, 0);
         };
         let now = self.now_ns();
-        let mut leases = t.leases.borrow_mut();
+        let mut leases = t.table(from).borrow_mut();
         let l = leases.get_or_insert_with(hash, Lease::default);
         l.owner_remaining = g.remaining;
         l.full_at_ns = now + g.full_ns;
@@ -212,6 +264,15 @@ impl Limiter {
         l.tokens += g.granted - 1;
         let remaining = u64::from(l.tokens) + u64::from(g.remaining);
         decision(p, true, remaining, g.full_ns, 0)
+    }
+}
+
+impl PolicyTables {
+    fn table(&self, from: From) -> &RefCell<GenTable<Lease>> {
+        match from {
+            From::Owner => &self.leases,
+            From::Redis => &self.global,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::disallowed_types, clippy::disallowed_methods)]
 
 pub mod jwt;
+pub mod redis;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};

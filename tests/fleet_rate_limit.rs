@@ -1,0 +1,202 @@
+//! Global rate limits through a real Redis (a `redis-server` per test): two coregate processes
+//! sharing one Redis hold one limit under load spread over both; Redis killed mid-test → the
+//! configured fallback at once, no request hangs; Redis back → global limiting resumes; a
+//! Redis that hangs (SIGSTOP) costs a request at most `redis_timeout_ms`.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::redis::RedisServer;
+use support::*;
+
+const SHARDS: usize = 2;
+const LIMIT: usize = 400;
+
+/// One policy per fallback on its own route: /local, /open, /closed.
+fn config(redis: &str, timeout_ms: u64, lease: usize) -> String {
+    let mut s =
+        format!("[server]\nworkers = {SHARDS}\n\n[[listener]]\nlisten = \"127.0.0.1:0\"\n\n");
+    for fallback in ["local", "open", "closed"] {
+        s.push_str(&format!(
+            r#"[[rate_limit]]
+name = "g-{fallback}"
+key = "header:x-key"
+rate = {LIMIT}
+period_ms = 600000
+scope = "global"
+redis = "{redis}"
+redis_timeout_ms = {timeout_ms}
+redis_fallback = "{fallback}"
+lease_tokens = {lease}
+
+[[route]]
+path_prefix = "/{fallback}"
+rate_limit = "g-{fallback}"
+respond = {{ status = 200, body = "ok" }}
+
+"#
+        ));
+    }
+    s
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    ok: usize,
+    limited: usize,
+    unavailable: usize,
+    slowest: Duration,
+}
+
+/// `total` GETs of `path` with `X-Key: key`, from `threads` threads, each with one connection
+/// to every address in `addrs`, taking turns; counted by status.
+fn load(addrs: &[SocketAddr], path: &str, key: &str, total: usize, threads: usize) -> Counts {
+    let per = total / threads;
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (addrs, path, key) = (addrs.to_vec(), path.to_string(), key.to_string());
+            thread::spawn(move || {
+                let mut conns: Vec<Client> = addrs.iter().map(|a| Client::connect(*a)).collect();
+                let mut c = Counts::default();
+                let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nX-Key: {key}\r\n\r\n");
+                for i in 0..per {
+                    let started = Instant::now();
+                    let n = conns.len();
+                    let r = conns[(i + t) % n].request(&req);
+                    c.slowest = c.slowest.max(started.elapsed());
+                    match r.status {
+                        200 => c.ok += 1,
+                        429 => c.limited += 1,
+                        503 => {
+                            assert_eq!(r.header("retry-after"), Some("1"));
+                            c.unavailable += 1
+                        }
+                        s => panic!("unexpected status {s}"),
+                    }
+                }
+                c
+            })
+        })
+        .collect();
+    let mut sum = Counts::default();
+    for w in workers {
+        let c = w.join().expect("load thread");
+        sum.ok += c.ok;
+        sum.limited += c.limited;
+        sum.unavailable += c.unavailable;
+        sum.slowest = sum.slowest.max(c.slowest);
+    }
+    sum
+}
+
+fn within_10_percent(ok: usize, limit: usize) -> bool {
+    (limit * 9 / 10..=limit * 11 / 10).contains(&ok)
+}
+
+/// Wait until every shard of `proxy` has logged `n` Redis connections per policy.
+fn wait_connected(proxy: &Proxy, n: usize) {
+    let want = n * SHARDS * 3;
+    wait_until(Duration::from_secs(15), "redis connections", || {
+        proxy.log().matches("redis connected").count() >= want
+    });
+}
+
+#[test]
+fn two_nodes_sharing_redis_hold_one_global_limit() {
+    let redis = RedisServer::start();
+    let toml = config(&redis.url(), 2000, 4);
+    let (a, b) = (Proxy::start(&toml), Proxy::start(&toml));
+    wait_connected(&a, 1);
+    wait_connected(&b, 1);
+    let before = redis.calls("evalsha");
+    let c = load(&[a.addr(), b.addr()], "/local", "k1", 3 * LIMIT, 8);
+    let trips = redis.calls("evalsha") - before;
+    eprintln!(
+        "2 nodes × {SHARDS} shards, lease 4: {} of {} admitted (limit {LIMIT}); \
+         {trips} EVALSHA = {:.0} Redis round trips per 1,000 rate-limited requests",
+        c.ok,
+        3 * LIMIT,
+        trips as f64 * 1000.0 / (3 * LIMIT) as f64
+    );
+    assert!(within_10_percent(c.ok, LIMIT), "{c:?}");
+    assert_eq!(c.ok + c.limited, 3 * LIMIT);
+    // Batching: at most one round trip per lease of 4 admitted, plus one refusal per shard.
+    assert!(
+        trips as usize <= LIMIT / 4 + 2 * SHARDS * 4,
+        "{trips} round trips"
+    );
+    // The bucket lives in Redis under the policy's hash tag.
+    let keys = redis.cli(&["--scan", "--pattern", "coregate:rl:*"]);
+    assert!(keys.contains("coregate:rl:{g-local}:k:k1"), "{keys}");
+}
+
+#[test]
+fn redis_killed_falls_back_then_global_limiting_resumes() {
+    let mut redis = RedisServer::start();
+    let toml = config(&redis.url(), 2000, 4);
+    let (a, b) = (Proxy::start(&toml), Proxy::start(&toml));
+    wait_connected(&a, 1);
+    wait_connected(&b, 1);
+    let both = [a.addr(), b.addr()];
+    let c = load(&both, "/local", "before", 2 * LIMIT, 4);
+    assert!(
+        within_10_percent(c.ok, LIMIT),
+        "global before the kill: {c:?}"
+    );
+
+    redis.kill();
+    // Every shard notices the closed connection without waiting for a request.
+    wait_until(Duration::from_secs(10), "fallback logged", || {
+        a.log().matches("redis unavailable").count() >= SHARDS * 3
+            && b.log().matches("redis unavailable").count() >= SHARDS * 3
+    });
+    // local: each node applies the limit on its own.
+    let ca = load(&[a.addr()], "/local", "during", 2 * LIMIT, 4);
+    let cb = load(&[b.addr()], "/local", "during", 2 * LIMIT, 4);
+    eprintln!("Redis down, fallback local: node a {ca:?}, node b {cb:?}");
+    assert!(within_10_percent(ca.ok, LIMIT) && within_10_percent(cb.ok, LIMIT));
+    // open and closed answer at once: 200 all the way, or 503 + Retry-After.
+    let open = load(&both, "/open", "during", 2 * LIMIT, 4);
+    assert_eq!(open.ok, 2 * LIMIT, "{open:?}");
+    let closed = load(&both, "/closed", "during", LIMIT, 4);
+    assert_eq!(closed.unavailable, LIMIT, "{closed:?}");
+    for c in [&ca, &cb, &open, &closed] {
+        assert!(c.slowest < Duration::from_secs(2), "a request hung: {c:?}");
+    }
+
+    redis.restart();
+    wait_connected(&a, 2);
+    wait_connected(&b, 2);
+    let after = load(&both, "/local", "after", 2 * LIMIT, 4);
+    eprintln!("Redis back: {after:?}");
+    assert!(
+        within_10_percent(after.ok, LIMIT),
+        "global again: {after:?}"
+    );
+    let closed = load(&both, "/closed", "after", LIMIT, 4);
+    assert_eq!(
+        closed.unavailable, 0,
+        "closed limits globally again: {closed:?}"
+    );
+    assert!(within_10_percent(closed.ok, LIMIT), "{closed:?}");
+}
+
+#[test]
+fn a_hung_redis_costs_at_most_the_timeout() {
+    let redis = RedisServer::start();
+    let toml = config(&redis.url(), 300, 4);
+    let a = Proxy::start(&toml);
+    wait_connected(&a, 1);
+    redis.set_running(false);
+    let c = load(&[a.addr()], "/local", "hung", LIMIT, 4);
+    eprintln!("Redis stopped (SIGSTOP), timeout 300 ms: {c:?}");
+    assert!(within_10_percent(c.ok, LIMIT), "{c:?}");
+    assert!(c.slowest < Duration::from_millis(1500), "{c:?}");
+    redis.set_running(true);
+    wait_until(Duration::from_secs(15), "reconnected", || {
+        a.log().matches("redis connected").count() > SHARDS * 3
+    });
+}
