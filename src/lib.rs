@@ -36,6 +36,7 @@ pub mod balancer;
 pub mod buf;
 pub mod config;
 pub mod connection;
+pub mod discovery;
 pub mod error;
 pub mod gateway;
 pub mod health;

@@ -147,7 +147,8 @@ impl Server {
         Ok(handle)
     }
 
-    /// The control thread (health probes, ejections) and, for hostnames, the DNS thread.
+    /// The control thread (health probes, ejections, memberships) and, when needed, the DNS
+    /// thread (hostnames) and the discovery thread (servers files, DNS discovery).
     fn start_side_threads(
         &self,
         handle: &mut Handle,
@@ -166,9 +167,13 @@ impl Server {
         handle
             .side_threads
             .push(health::spawn(plan).map_err(StartError::Thread)?);
-        let dns = crate::upstream::dns::spawn(&self.config.pools, reports_tx, stop_rx)
-            .map_err(StartError::Thread)?;
+        let dns =
+            crate::upstream::dns::spawn(&self.config.pools, reports_tx.clone(), stop_rx.clone())
+                .map_err(StartError::Thread)?;
         handle.side_threads.extend(dns);
+        let discovery = crate::discovery::spawn(&self.config, reports_tx, stop_rx)
+            .map_err(StartError::Thread)?;
+        handle.side_threads.extend(discovery);
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 //! and balancer state. It shares only the read-only config, and hears from the rest of the
 //! process through its control channel.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
@@ -15,8 +15,8 @@ use monoio::time::TimeDriver;
 use monoio::{FusionRuntime, IoUringDriver, LegacyDriver, RuntimeBuilder};
 use tracing::{info, warn};
 
-use crate::balancer::Balancer;
-use crate::config::{Config, Driver, UpstreamId};
+use crate::balancer::{Balancer, ServerState};
+use crate::config::{Config, Driver, Upstream, UpstreamId};
 use crate::gateway::global::{self, Links};
 use crate::gateway::rate_limit::{LeaseRequest, Limiter};
 use crate::health::Report;
@@ -30,7 +30,8 @@ const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// How often a draining shard checks for in-flight requests.
 const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
-/// Messages to a shard.
+/// Messages to a shard. A server is named by its index in the control thread's membership
+/// of the cluster and by its pool; a shard whose membership differs finds it by the pool.
 #[derive(Debug, Clone)]
 pub enum Control {
     /// Stop accepting, finish in-flight requests (up to the drain timeout), then exit.
@@ -39,36 +40,89 @@ pub enum Control {
     Health {
         upstream: UpstreamId,
         server: usize,
+        pool: usize,
         up: bool,
     },
     /// Passive health: the server is ejected until then, node-wide.
     Eject {
         upstream: UpstreamId,
         server: usize,
+        pool: usize,
         until: Instant,
     },
     /// The ejection ends early: the active check saw the server healthy.
-    Release { upstream: UpstreamId, server: usize },
+    Release {
+        upstream: UpstreamId,
+        server: usize,
+        pool: usize,
+    },
     /// A hostname's address changed (`Config::pools` index).
     Resolved { pool: usize, addr: SocketAddr },
+    /// Discovery: cluster `upstream` now has these servers. `pools` holds (pool, address) of
+    /// each; `retired` pools are named by no cluster any more (their idle connections close).
+    /// Requests in flight finish on the membership they started with.
+    Members {
+        upstream: UpstreamId,
+        members: Arc<Upstream>,
+        pools: Vec<(usize, SocketAddr)>,
+        retired: Vec<usize>,
+    },
+}
+
+/// One cluster as this shard balances it: its membership (read-only, shared) and this shard's
+/// balancer for it. A request holds an `Rc` of it from its first pick to its end, so a new
+/// membership never changes a request in flight.
+#[derive(Debug)]
+pub struct Cluster {
+    pub upstream: Arc<Upstream>,
+    pub lb: Balancer,
 }
 
 /// The config as one shard uses it: the shared read-only part plus this shard's state built
-/// for it (one balancer per upstream cluster).
+/// for it (one balancer per upstream cluster, replaced when a discovered membership changes).
 #[derive(Debug)]
 pub struct Snapshot {
     pub config: Arc<Config>,
-    pub balancers: Vec<Balancer>,
+    clusters: Vec<RefCell<Rc<Cluster>>>,
+    shard_id: usize,
 }
 
 impl Snapshot {
-    fn new(config: Arc<Config>, shard_id: usize) -> Snapshot {
-        let balancers = config
+    /// The snapshot of `config` for shard `shard_id`: memberships as loaded.
+    pub fn new(config: Arc<Config>, shard_id: usize) -> Snapshot {
+        let clusters = config
             .upstreams
             .iter()
-            .map(|u| Balancer::new(u, shard_id))
+            .map(|u| {
+                RefCell::new(Rc::new(Cluster {
+                    upstream: u.clone(),
+                    lb: Balancer::new(u, shard_id),
+                }))
+            })
             .collect();
-        Snapshot { config, balancers }
+        Snapshot {
+            config,
+            clusters,
+            shard_id,
+        }
+    }
+
+    /// Cluster `id` as it is now (`None`: no such cluster).
+    pub fn cluster(&self, id: UpstreamId) -> Option<Rc<Cluster>> {
+        self.clusters.get(id).map(|c| c.borrow().clone())
+    }
+
+    /// Install a new membership of cluster `id`; servers that stay keep their state.
+    fn set_members(&self, id: UpstreamId, members: Arc<Upstream>) {
+        let Some(cell) = self.clusters.get(id) else {
+            return;
+        };
+        let old = cell.borrow().clone();
+        let lb = Balancer::after(&members, self.shard_id, Some((&old.upstream, &old.lb)));
+        *cell.borrow_mut() = Rc::new(Cluster {
+            upstream: members,
+            lb,
+        });
     }
 }
 
@@ -122,45 +176,58 @@ impl Shard {
         }
     }
 
-    /// Apply a health or address update from the control thread. Indices that do not fit the
-    /// current config are ignored.
+    /// Apply a health, address or membership update from the control thread. Servers and
+    /// clusters that do not fit the current config are ignored.
     pub fn apply(&self, msg: Control) {
         let now = Instant::now();
-        let server = |upstream: UpstreamId, server: usize| {
-            self.snapshot
-                .balancers
-                .get(upstream)
-                .and_then(|b| b.server(server))
+        let snap = &self.snapshot;
+        let with = |upstream: UpstreamId, server: usize, pool: usize, f: &dyn Fn(&ServerState)| {
+            let Some(c) = snap.cluster(upstream) else {
+                return;
+            };
+            let servers = &c.upstream.servers;
+            let i = match servers.get(server) {
+                Some(s) if s.pool == pool => Some(server),
+                _ => servers.iter().position(|s| s.pool == pool),
+            };
+            if let Some(s) = i.and_then(|i| c.lb.server(i)) {
+                f(s);
+            }
         };
         match msg {
             Control::Shutdown => {}
             Control::Health {
                 upstream,
-                server: i,
+                server,
+                pool,
                 up,
-            } => {
-                if let Some(s) = server(upstream, i) {
-                    s.set_up(up, now);
-                }
-            }
+            } => with(upstream, server, pool, &|s| s.set_up(up, now)),
             Control::Eject {
                 upstream,
-                server: i,
+                server,
+                pool,
                 until,
-            } => {
-                if let Some(s) = server(upstream, i) {
-                    s.eject(until);
-                }
-            }
+            } => with(upstream, server, pool, &|s| s.eject(until)),
             Control::Release {
                 upstream,
-                server: i,
-            } => {
-                if let Some(s) = server(upstream, i) {
-                    s.release(now);
-                }
-            }
+                server,
+                pool,
+            } => with(upstream, server, pool, &|s| s.release(now)),
             Control::Resolved { pool, addr } => self.pools.set_addr(pool, addr),
+            Control::Members {
+                upstream,
+                members,
+                pools,
+                retired,
+            } => {
+                for (pool, addr) in pools {
+                    self.pools.ensure(pool, addr);
+                }
+                for pool in retired {
+                    self.pools.retire(pool);
+                }
+                snap.set_members(upstream, members);
+            }
         }
     }
 

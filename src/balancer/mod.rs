@@ -15,6 +15,7 @@ pub mod server;
 mod weighted;
 
 use std::cell::Cell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::config::defaults::RETRIES_MAX;
@@ -31,7 +32,9 @@ use weighted::Weighted;
 #[derive(Debug)]
 pub struct Balancer {
     algo: Algo,
-    servers: Box<[ServerState]>,
+    /// Shared (`Rc`) with the balancer of the next membership of a discovered cluster, so a
+    /// server that stays keeps its health, in-flight count and latency average.
+    servers: Box<[Rc<ServerState>]>,
     rng: Rng,
     pub budget: RetryBudget,
 }
@@ -58,6 +61,16 @@ pub enum Verdict {
 
 impl Balancer {
     pub fn new(upstream: &Upstream, shard_id: usize) -> Balancer {
+        Balancer::after(upstream, shard_id, None)
+    }
+
+    /// The balancer of a new membership of a cluster (discovery): servers also in `previous`
+    /// (same address) keep their state; new ones start fresh.
+    pub fn after(
+        upstream: &Upstream,
+        shard_id: usize,
+        previous: Option<(&Upstream, &Balancer)>,
+    ) -> Balancer {
         let now = Instant::now();
         let weights: Vec<u32> = upstream.servers.iter().map(|s| s.weight).collect();
         let algo = match upstream.balance {
@@ -72,7 +85,14 @@ impl Balancer {
             servers: upstream
                 .servers
                 .iter()
-                .map(|_| ServerState::new(now))
+                .map(|s| {
+                    previous
+                        .and_then(|(u, b)| {
+                            let i = u.servers.iter().position(|o| o.address == s.address)?;
+                            b.servers.get(i).cloned()
+                        })
+                        .unwrap_or_else(|| Rc::new(ServerState::new(now)))
+                })
                 .collect(),
             rng: Rng::new(shard_id as u64),
             budget: RetryBudget::new(now),
@@ -95,7 +115,10 @@ impl Balancer {
             now,
             ignore_health: false,
         };
-        if let Some(s) = affinity.sticky.filter(|&s| v.ok(s)) {
+        if v.is_empty() {
+            return None; // a discovered cluster with no servers yet
+        }
+        if let Some(s) = affinity.sticky.filter(|&s| s < v.len() && v.ok(s)) {
             return Some(s);
         }
         if !(0..v.len()).any(|i| v.ok(i)) {
@@ -117,12 +140,12 @@ impl Balancer {
     }
 
     pub fn server(&self, i: usize) -> Option<&ServerState> {
-        self.servers.get(i)
+        self.servers.get(i).map(|s| &**s)
     }
 
     /// Count a request to server `i` in flight until the guard drops.
     pub fn begin(&self, i: usize) -> Load<'_> {
-        let s = &self.servers[i];
+        let s: &ServerState = &self.servers[i];
         s.begin();
         Load(s)
     }
@@ -206,7 +229,7 @@ impl Tried {
 /// The cluster as one pick sees it.
 pub struct View<'a> {
     upstream: &'a Upstream,
-    servers: &'a [ServerState],
+    servers: &'a [Rc<ServerState>],
     tried: &'a Tried,
     now: Instant,
     /// Failing open: every server not yet tried may be picked.

@@ -53,6 +53,14 @@ pub const EWMA_DECAY_MS: u64 = 10_000;
 /// on resolvers).
 pub const RESOLVE_INTERVAL_MS: u64 = 30_000;
 
+/// Discovery: one DNS query's deadline (glibc's resolver waits 5 s; a discovery round can
+/// retry on the next interval instead).
+pub const DNS_TIMEOUT_MS: u64 = 1_000;
+/// How often a `servers_file` is checked for changes (a stat, and a read when it changed).
+pub const FILE_POLL_MS: u64 = 1_000;
+/// A `servers_file` larger than this is refused (1024 servers fit in well under it).
+pub const SERVERS_FILE_BYTES_MAX: u64 = 1024 * 1024;
+
 /// Active checks (Envoy's and HAProxy's usual settings: 2 s, 1 s timeout, rise 2, fall 3).
 pub const HEALTH_PATH: &str = "/healthz";
 pub const HEALTH_INTERVAL_MS: u64 = 2_000;

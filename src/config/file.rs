@@ -27,6 +27,9 @@ pub struct FileConfig {
     pub listeners: Vec<ListenerFile>,
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<UpstreamFile>,
+    /// `[discovery]`: the DNS resolver and file polling of discovered upstreams.
+    #[serde(default)]
+    pub discovery: DiscoveryFile,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteFile>,
     /// `[[auth]]`: JWT and API-key policies that routes name.
@@ -182,6 +185,28 @@ impl Default for TimeoutsFile {
             upstream_connect_ms: d::UPSTREAM_CONNECT_MS,
             upstream_response_ms: d::UPSTREAM_RESPONSE_MS,
             upstream_idle_ms: d::UPSTREAM_IDLE_MS,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryFile {
+    /// DNS server asked for `dns` and `dns_srv` upstreams ("IP:port"); absent: the first
+    /// `nameserver` of /etc/resolv.conf.
+    pub resolver: Option<String>,
+    /// One DNS query, per attempt.
+    pub dns_timeout_ms: u64,
+    /// How often `servers_file` files are checked for changes.
+    pub file_poll_ms: u64,
+}
+
+impl Default for DiscoveryFile {
+    fn default() -> Self {
+        DiscoveryFile {
+            resolver: None,
+            dns_timeout_ms: d::DNS_TIMEOUT_MS,
+            file_poll_ms: d::FILE_POLL_MS,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! read-only by every shard, and never validated again under traffic.
 
 pub mod defaults;
+mod discovery;
 pub mod file;
 pub mod gateway_file;
 mod health;
@@ -20,9 +21,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use file::{DriverFile as Driver, LogFormat, Workers};
+pub use discovery::{DiscoverySettings, Source};
 pub use health::{HealthCheck, Outlier};
 pub use upstream::{
-    Balance, HashKey, PoolAddress, RetryBudget, Upstream, UpstreamId, UpstreamServer,
+    server_entry, Balance, HashKey, PoolAddress, RetryBudget, Upstream, UpstreamId,
+    UpstreamServer,
 };
 
 use crate::gateway::Gateway;
@@ -38,7 +41,11 @@ pub struct Config {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub listeners: Vec<Listener>,
-    pub upstreams: Vec<Upstream>,
+    /// Read-only and shared; a discovered cluster's later memberships are new `Upstream`s
+    /// built on the control thread and sent to the shards.
+    pub upstreams: Vec<std::sync::Arc<Upstream>>,
+    /// Resolver and polling of discovered upstreams.
+    pub discovery: DiscoverySettings,
     /// Number of distinct upstream server addresses; each shard keeps one idle pool per address.
     pub pool_count: usize,
     /// The distinct server addresses as written, indexed by `UpstreamServer::pool`.

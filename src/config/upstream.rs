@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::defaults as d;
 use super::health::{health, outlier, HealthCheck, Outlier};
+use super::discovery::Source;
 use super::upstream_file::*;
 use super::ConfigError;
 use crate::balancer::hash::{self, Ring};
@@ -15,7 +16,7 @@ use crate::balancer::hash::{self, Ring};
 /// Index of an upstream cluster in `Config::upstreams`.
 pub type UpstreamId = usize;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Upstream {
     pub name: String,
     pub balance: Balance,
@@ -33,6 +34,11 @@ pub struct Upstream {
     pub outlier: Option<Outlier>,
     /// The consistent-hash ring, for `Balance::Hash`.
     pub ring: Option<Ring>,
+    /// Where the servers come from when they are discovered (file, DNS); `servers` is then
+    /// the list at load (a file's) or empty (DNS), and shards get new lists by message.
+    pub discovery: Option<Source>,
+    /// `resolve_interval_ms`: re-resolution of hostnames and of `dns`/`dns_srv` sources.
+    pub resolve_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +95,7 @@ pub struct PoolAddress {
 
 pub(super) fn build(
     files: &[UpstreamFile],
+    config_file: &std::path::Path,
     errs: &mut Vec<ConfigError>,
 ) -> (Vec<Upstream>, Vec<PoolAddress>) {
     let mut pools: Vec<PoolAddress> = Vec::new();
@@ -106,7 +113,10 @@ pub(super) fn build(
         }
         let resolve_interval =
             (u.resolve_interval_ms > 0).then(|| Duration::from_millis(u.resolve_interval_ms));
-        let servers = servers(u, i, resolve_interval, &mut pools, &mut by_address, errs);
+        let discovery = super::discovery::source(u, i, config_file, errs);
+        let entries = entries(u, i, discovery.as_ref(), errs);
+        let interval = resolve_interval.filter(|_| discovery.is_none());
+        let servers = servers(u, &entries, i, interval, &mut pools, &mut by_address, errs);
         let balance = balance(u.balance);
         let ring = (balance == Balance::Hash && !servers.is_empty())
             .then(|| ring(&servers, &key("server"), errs))
@@ -129,6 +139,8 @@ pub(super) fn build(
             health: u.health.as_ref().and_then(|h| health(h, i, errs)),
             outlier: u.outlier.as_ref().and_then(|o| outlier(o, i, errs)),
             ring,
+            discovery,
+            resolve_interval,
         });
         scalars(u, i, errs);
     }
@@ -192,27 +204,64 @@ fn scalars(u: &UpstreamFile, i: usize, errs: &mut Vec<ConfigError>) {
     }
 }
 
+/// The server entries at load: `[[upstream.server]]`, or a `servers_file`'s lines (read now:
+/// a missing or broken file is a config error), or none for DNS sources.
+fn entries(
+    u: &UpstreamFile,
+    i: usize,
+    source: Option<&Source>,
+    errs: &mut Vec<ConfigError>,
+) -> Vec<ServerEntryFile> {
+    match source {
+        None => {
+            if u.servers.is_empty() && u.servers_file.is_none() && u.dns.is_none() && u.dns_srv.is_none() {
+                errs.push(ConfigError::new(
+                    format!("upstream[{i}].server"),
+                    "an upstream needs at least one [[upstream.server]] (or servers_file, dns, dns_srv)",
+                ));
+            }
+            u.servers
+                .iter()
+                .map(|s| ServerEntryFile {
+                    address: s.address.clone(),
+                    weight: s.weight,
+                })
+                .collect()
+        }
+        Some(Source::File(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+            match text.and_then(|t| crate::discovery::file::parse(&t)) {
+                Ok(list) => list
+                    .into_iter()
+                    .map(|(address, weight)| ServerEntryFile { address, weight })
+                    .collect(),
+                Err(problem) => {
+                    errs.push(ConfigError::new(format!("upstream[{i}].servers_file"), problem));
+                    Vec::new()
+                }
+            }
+        }
+        Some(_) => Vec::new(),
+    }
+}
+
 fn servers(
     u: &UpstreamFile,
+    entries: &[ServerEntryFile],
     i: usize,
     resolve_interval: Option<Duration>,
     pools: &mut Vec<PoolAddress>,
     by_address: &mut HashMap<String, usize>,
     errs: &mut Vec<ConfigError>,
 ) -> Vec<UpstreamServer> {
-    if u.servers.is_empty() {
-        errs.push(ConfigError::new(
-            format!("upstream[{i}].server"),
-            "an upstream needs at least one [[upstream.server]]",
-        ));
-    } else if u.servers.len() > d::SERVERS_PER_UPSTREAM_MAX {
+    if entries.len() > d::SERVERS_PER_UPSTREAM_MAX {
         errs.push(ConfigError::new(
             format!("upstream[{i}].server"),
             format!("more than {} servers", d::SERVERS_PER_UPSTREAM_MAX),
         ));
     }
     let mut out: Vec<UpstreamServer> = Vec::new();
-    for (j, s) in u.servers.iter().enumerate() {
+    for (j, s) in entries.iter().enumerate() {
         let key = format!("upstream[{i}].server[{j}]");
         if s.weight == 0 || s.weight > d::WEIGHT_MAX {
             errs.push(ConfigError::new(
@@ -231,20 +280,51 @@ fn servers(
         else {
             continue;
         };
-        let token = hash::sticky_token(&u.name, &s.address);
-        let set_cookie = u.sticky_cookie.as_ref().map_or_else(Vec::new, |name| {
-            format!("Set-Cookie: {name}={token}; Path=/; HttpOnly\r\n").into_bytes()
-        });
-        out.push(UpstreamServer {
-            address: s.address.clone(),
-            addr: pools[pool].addr,
-            weight: s.weight,
-            pool,
-            sticky_token: token,
-            set_cookie: set_cookie.into_boxed_slice(),
-        });
+        let addr = pools[pool].addr;
+        out.push(server_entry(&u.name, u.sticky_cookie.as_deref(), &s.address, addr, s.weight, pool));
     }
     out
+}
+
+/// One server of cluster `cluster` (at load, or discovered later on the control thread).
+pub fn server_entry(
+    cluster: &str,
+    sticky_cookie: Option<&str>,
+    address: &str,
+    addr: SocketAddr,
+    weight: u32,
+    pool: usize,
+) -> UpstreamServer {
+    let token = hash::sticky_token(cluster, address);
+    let set_cookie = sticky_cookie.map_or_else(Vec::new, |name| {
+        format!("Set-Cookie: {name}={token}; Path=/; HttpOnly\r\n").into_bytes()
+    });
+    UpstreamServer {
+        address: address.to_string(),
+        addr,
+        weight,
+        pool,
+        sticky_token: token,
+        set_cookie: set_cookie.into_boxed_slice(),
+    }
+}
+
+impl Upstream {
+    /// The same cluster with another list of servers (discovery): the hash ring is rebuilt.
+    /// `None` when the ring would be too large (the weights are too high).
+    pub fn with_servers(&self, servers: Vec<UpstreamServer>) -> Option<Upstream> {
+        let mut errs = Vec::new();
+        let ring = if self.balance == Balance::Hash && !servers.is_empty() {
+            Some(ring(&servers, "discovered", &mut errs)?)
+        } else {
+            None
+        };
+        Some(Upstream {
+            servers,
+            ring,
+            ..self.clone()
+        })
+    }
 }
 
 /// The pool index of `address`, added (and resolved) on first sight. Several clusters naming

@@ -43,6 +43,14 @@ pub struct UpstreamFile {
     pub resolve_interval_ms: u64,
     #[serde(default, rename = "server")]
     pub servers: Vec<ServerEntryFile>,
+    /// Servers from a file (one `address [weight]` per line), watched: changes apply without
+    /// a reload. Instead of `[[upstream.server]]`.
+    pub servers_file: Option<String>,
+    /// Servers from DNS: every A and AAAA address of this `host:port`, re-resolved every
+    /// `resolve_interval_ms`. Instead of `[[upstream.server]]`.
+    pub dns: Option<String>,
+    /// Servers from DNS SRV records (`_http._tcp.name`): targets, ports and weights.
+    pub dns_srv: Option<String>,
     /// `[upstream.health]`: active checks; absent: none.
     pub health: Option<HealthFile>,
     /// `[upstream.outlier]`: passive checks; absent: none.

@@ -18,7 +18,8 @@ pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigE
     let timeouts = timeouts(&file.timeouts, &mut errs);
     let log = log(&file.log, &mut errs);
     let listeners = listeners(&file.listeners, path, &mut errs);
-    let (upstreams, pools) = super::upstream::build(&file.upstreams, &mut errs);
+    let (upstreams, pools) = super::upstream::build(&file.upstreams, path, &mut errs);
+    let discovery = super::discovery::settings(&file.discovery, &mut errs);
     let dir = path.parent().unwrap_or(Path::new("."));
     let gateway = super::validate_auth::gateway(&file, dir, &mut errs);
     let router =
@@ -33,7 +34,8 @@ pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigE
         limits,
         timeouts,
         listeners,
-        upstreams,
+        upstreams: upstreams.into_iter().map(std::sync::Arc::new).collect(),
+        discovery,
         pool_count: pools.len(),
         pools,
         router,

@@ -177,8 +177,8 @@ async fn call(
     client_ip: &[u8],
 ) -> Result<Vec<u8>, PartError> {
     let cfg = &snap.config;
-    let upstream = &cfg.upstreams[id];
-    let lb = &snap.balancers[id];
+    let cluster = snap.cluster(id).ok_or(PartError::Unavailable)?;
+    let (upstream, lb) = (&*cluster.upstream, &cluster.lb);
     let i = lb
         .pick(
             upstream,

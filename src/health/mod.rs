@@ -1,12 +1,17 @@
 //! The control thread: one per process, with its own small monoio runtime, off the shards.
 //! It runs one active probe stream per server (not per shard), keeps the node-wide health
 //! state, decides passive ejections reported by shards (ejection times growing with repeated
-//! ejections), relays address changes from the DNS thread, and tells every shard about each
-//! transition by `shard::Control` message. Shards never talk to each other.
+//! ejections), relays address changes from the DNS thread, turns discovered server lists into
+//! new cluster memberships (`members.rs`), and tells every shard about each transition by
+//! `shard::Control` message. Shards never talk to each other.
+//!
+//! Messages name a server by its index in the membership the control thread holds and by its
+//! pool: a shard whose membership differs (a new one is on its way) finds it by the pool.
 
+pub mod members;
 pub mod probe;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -16,8 +21,10 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::config::{Config, Driver, UpstreamId};
+use crate::config::{Config, Driver, Upstream, UpstreamId};
+use crate::discovery::Found;
 use crate::shard::{self, Control};
+use members::PoolTable;
 
 /// Reports queued from shards and the DNS thread before new ones are dropped.
 pub const REPORT_QUEUE_MAX: usize = 4096;
@@ -29,18 +36,27 @@ const BROADCAST_PATIENCE: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub enum Report {
     /// A shard saw `consecutive_failures` in a row from this server (and ejected it itself).
-    Failing { upstream: UpstreamId, server: usize },
+    Failing {
+        upstream: UpstreamId,
+        server: usize,
+        pool: usize,
+    },
     /// The DNS thread: a pool's hostname resolves to a new address.
     Resolved { pool: usize, addr: SocketAddr },
+    /// The discovery thread: a cluster's servers are now these (sorted, non-empty).
+    Discovered {
+        upstream: UpstreamId,
+        servers: Vec<Found>,
+    },
 }
 
-/// Whether the config needs a control thread: active or passive checks, or hostnames to
-/// re-resolve.
+/// Whether the config needs a control thread: active or passive checks, hostnames to
+/// re-resolve, or discovered clusters.
 pub fn needed(config: &Config) -> bool {
     config
         .upstreams
         .iter()
-        .any(|u| u.health.is_some() || u.outlier.is_some())
+        .any(|u| u.health.is_some() || u.outlier.is_some() || u.discovery.is_some())
         || config.pools.iter().any(|p| p.resolve_interval.is_some())
 }
 
@@ -77,13 +93,15 @@ fn run(plan: Plan) {
 }
 
 async fn control_main(plan: Plan) {
-    let state = Rc::new(State::new(plan.config.clone(), plan.shards));
-    for (u, upstream) in plan.config.upstreams.iter().enumerate() {
-        if upstream.health.is_none() {
-            continue;
-        }
-        for s in 0..upstream.servers.len() {
-            monoio::spawn(probe_loop(state.clone(), u, s));
+    let state = Rc::new(State::new(&plan.config, plan.shards));
+    for u in 0..state.clusters.len() {
+        let upstream = state.clusters[u].borrow().upstream.clone();
+        let n = upstream.servers.len() as u32;
+        for (i, s) in upstream.servers.iter().enumerate() {
+            if let Some(check) = &upstream.health {
+                let stagger = check.interval / n.max(1) * i as u32;
+                monoio::spawn(probe_loop(state.clone(), u, s.address.clone(), stagger));
+            }
         }
     }
     loop {
@@ -92,40 +110,51 @@ async fn control_main(plan: Plan) {
             _ = plan.stop.recv_async() => break,
         };
         match report {
-            Ok(Report::Failing { upstream, server }) => state.eject(upstream, server).await,
+            Ok(Report::Failing {
+                upstream,
+                server,
+                pool,
+            }) => state.eject(upstream, server, pool).await,
             Ok(Report::Resolved { pool, addr }) => state.resolved(pool, addr).await,
+            Ok(Report::Discovered { upstream, servers }) => {
+                state.discovered(&state, upstream, &servers).await
+            }
             Err(_) => break,
         }
     }
 }
 
-/// Probe server `s` of cluster `u` every `interval`, forever (until the runtime ends).
-async fn probe_loop(state: Rc<State>, u: UpstreamId, s: usize) {
-    let upstream = &state.config.upstreams[u];
-    let Some(check) = upstream.health.as_ref() else {
-        return;
-    };
-    let server = &upstream.servers[s];
-    let request = probe::request(check, &server.address);
-    // Spread the first probes of a cluster over one interval.
-    let n = upstream.servers.len().max(1) as u32;
-    monoio::time::sleep(check.interval / n * s as u32).await;
+/// Probe the server at `address` of cluster `u` every `interval`, until it leaves the cluster.
+async fn probe_loop(state: Rc<State>, u: UpstreamId, address: String, stagger: Duration) {
+    monoio::time::sleep(stagger).await;
+    let mut request = None;
     loop {
-        let addr = state.addrs[server.pool].get();
-        let outcome = probe::probe(addr, &request, check).await;
-        let pass = matches!(outcome, Ok(status) if probe::passes(check, status));
+        let (addr, check) = {
+            let c = state.clusters[u].borrow();
+            let Some(s) = c.upstream.servers.iter().find(|s| s.address == address) else {
+                return; // removed by discovery
+            };
+            let Some(check) = c.upstream.health.clone() else {
+                return;
+            };
+            (state.pools.borrow().addrs[s.pool], check)
+        };
+        let req = request.get_or_insert_with(|| probe::request(&check, &address));
+        let outcome = probe::probe(addr, req, &check).await;
+        let pass = matches!(outcome, Ok(status) if probe::passes(&check, status));
         if !pass {
-            tracing::debug!(upstream = %upstream.name, server = %server.address, ?outcome, "health probe failed");
+            tracing::debug!(upstream = u, server = %address, ?outcome, "health probe failed");
         }
-        state.probed(u, s, pass).await;
+        state.probed(u, &address, pass).await;
         monoio::time::sleep(check.interval).await;
     }
 }
 
 /// Node-wide view of one server.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct ServerHealth {
-    up: Cell<bool>,
+    /// The active check's verdict (starts up).
+    down: Cell<bool>,
     /// Consecutive probe passes and failures.
     passes: Cell<u32>,
     fails: Cell<u32>,
@@ -136,41 +165,58 @@ struct ServerHealth {
     passes_ejected: Cell<u32>,
 }
 
+/// One cluster's current membership and the health of each of its servers (same order).
+struct ClusterState {
+    upstream: Arc<Upstream>,
+    health: Vec<Rc<ServerHealth>>,
+}
+
 struct State {
-    config: Arc<Config>,
     shards: Vec<flume::Sender<Control>>,
-    /// Per upstream, per server.
-    servers: Vec<Vec<ServerHealth>>,
-    /// Current address of every pool, for probes.
-    addrs: Vec<Cell<SocketAddr>>,
+    clusters: Vec<RefCell<ClusterState>>,
+    pools: RefCell<PoolTable>,
+}
+
+/// A server found in the current membership: its index, pool and health.
+struct Found1 {
+    index: usize,
+    pool: usize,
+    address: String,
+    health: Rc<ServerHealth>,
+    upstream: Arc<Upstream>,
 }
 
 impl State {
-    fn new(config: Arc<Config>, shards: Vec<flume::Sender<Control>>) -> State {
-        let servers = config
+    fn new(config: &Config, shards: Vec<flume::Sender<Control>>) -> State {
+        let clusters = config
             .upstreams
             .iter()
             .map(|u| {
-                u.servers
-                    .iter()
-                    .map(|_| ServerHealth {
-                        up: Cell::new(true),
-                        passes: Cell::new(0),
-                        fails: Cell::new(0),
-                        ejections: Cell::new(0),
-                        ejected_until: Cell::new(None),
-                        passes_ejected: Cell::new(0),
-                    })
-                    .collect()
+                RefCell::new(ClusterState {
+                    upstream: u.clone(),
+                    health: u.servers.iter().map(|_| Rc::default()).collect(),
+                })
             })
             .collect();
-        let addrs = config.pools.iter().map(|p| Cell::new(p.addr)).collect();
         State {
-            config,
             shards,
-            servers,
-            addrs,
+            clusters,
+            pools: RefCell::new(PoolTable::new(config)),
         }
+    }
+
+    /// Server of cluster `u` matching `pred` in the current membership.
+    fn find(&self, u: UpstreamId, pred: impl Fn(usize, &crate::config::UpstreamServer) -> bool) -> Option<Found1> {
+        let c = self.clusters.get(u)?.borrow();
+        let index = c.upstream.servers.iter().enumerate().position(|(i, s)| pred(i, s))?;
+        let s = &c.upstream.servers[index];
+        Some(Found1 {
+            index,
+            pool: s.pool,
+            address: s.address.clone(),
+            health: c.health.get(index)?.clone(),
+            upstream: c.upstream.clone(),
+        })
     }
 
     /// Send `msg` to every shard. A shard that has exited is skipped; one whose queue stays
@@ -189,60 +235,52 @@ impl State {
     }
 
     /// One probe outcome: count it, and broadcast a transition when a threshold is reached.
-    async fn probed(&self, u: UpstreamId, s: usize, pass: bool) {
-        let upstream = &self.config.upstreams[u];
-        let (Some(check), Some(h)) = (&upstream.health, self.server(u, s)) else {
+    async fn probed(&self, u: UpstreamId, address: &str, pass: bool) {
+        let Some(f) = self.find(u, |_, s| s.address == address) else {
             return;
         };
-        let address = &upstream.servers[s].address;
+        let (Some(check), h) = (&f.upstream.health, &f.health) else {
+            return;
+        };
+        let (upstream, server, pool) = (u, f.index, f.pool);
+        let name = &f.upstream.name;
         if pass {
             h.fails.set(0);
             h.passes.set(h.passes.get().saturating_add(1));
-            if !h.up.get() && h.passes.get() >= check.healthy_threshold {
-                h.up.set(true);
-                info!(upstream = %upstream.name, server = %address, "active check: server up");
-                self.broadcast(Control::Health {
-                    upstream: u,
-                    server: s,
-                    up: true,
-                })
-                .await;
+            if h.down.get() && h.passes.get() >= check.healthy_threshold {
+                h.down.set(false);
+                info!(upstream = %name, server = %address, "active check: server up");
+                self.broadcast(Control::Health { upstream, server, pool, up: true }).await;
             }
             if h.ejected_until.get().is_some_and(|t| t > Instant::now()) {
                 h.passes_ejected.set(h.passes_ejected.get() + 1);
                 if h.passes_ejected.get() >= check.healthy_threshold {
                     h.ejected_until.set(Some(Instant::now()));
-                    info!(upstream = %upstream.name, server = %address, "active check: ejection ended early");
-                    self.broadcast(Control::Release {
-                        upstream: u,
-                        server: s,
-                    })
-                    .await;
+                    info!(upstream = %name, server = %address, "active check: ejection ended early");
+                    self.broadcast(Control::Release { upstream, server, pool }).await;
                 }
             }
         } else {
             h.passes.set(0);
             h.passes_ejected.set(0);
             h.fails.set(h.fails.get().saturating_add(1));
-            if h.up.get() && h.fails.get() >= check.unhealthy_threshold {
-                h.up.set(false);
-                warn!(upstream = %upstream.name, server = %address, "active check: server down");
-                self.broadcast(Control::Health {
-                    upstream: u,
-                    server: s,
-                    up: false,
-                })
-                .await;
+            if !h.down.get() && h.fails.get() >= check.unhealthy_threshold {
+                h.down.set(true);
+                warn!(upstream = %name, server = %address, "active check: server down");
+                self.broadcast(Control::Health { upstream, server, pool, up: false }).await;
             }
         }
     }
 
-    /// A shard found server `s` failing: eject it node-wide, unless it already is. The n-th
+    /// A shard found a server failing: eject it node-wide, unless it already is. The n-th
     /// ejection in a row lasts n × base (at most max); each base time spent without an
     /// ejection forgives one.
-    async fn eject(&self, u: UpstreamId, s: usize) {
-        let upstream = &self.config.upstreams[u];
-        let (Some(o), Some(h)) = (upstream.outlier, self.server(u, s)) else {
+    async fn eject(&self, u: UpstreamId, server: usize, pool: usize) {
+        let found = self
+            .find(u, |i, s| i == server && s.pool == pool)
+            .or_else(|| self.find(u, |_, s| s.pool == pool));
+        let Some(f) = found else { return };
+        let (Some(o), h) = (f.upstream.outlier, &f.health) else {
             return;
         };
         let now = Instant::now();
@@ -260,27 +298,66 @@ impl State {
         let until = now + length;
         h.ejected_until.set(Some(until));
         h.passes_ejected.set(0);
-        warn!(upstream = %upstream.name, server = %upstream.servers[s].address,
+        warn!(upstream = %f.upstream.name, server = %f.address,
             ejection_ms = length.as_millis() as u64, ejections = n, "outlier: server ejected");
-        self.broadcast(Control::Eject {
-            upstream: u,
-            server: s,
-            until,
-        })
-        .await;
+        let (upstream, server, pool) = (u, f.index, f.pool);
+        self.broadcast(Control::Eject { upstream, server, pool, until }).await;
     }
 
     async fn resolved(&self, pool: usize, addr: SocketAddr) {
-        let Some(cell) = self.addrs.get(pool) else {
-            return;
-        };
-        if cell.get() != addr {
-            cell.set(addr);
-            self.broadcast(Control::Resolved { pool, addr }).await;
+        {
+            let mut pools = self.pools.borrow_mut();
+            match pools.addrs.get_mut(pool) {
+                Some(a) if *a != addr => *a = addr,
+                _ => return,
+            }
         }
+        self.broadcast(Control::Resolved { pool, addr }).await;
     }
 
-    fn server(&self, u: UpstreamId, s: usize) -> Option<&ServerHealth> {
-        self.servers.get(u)?.get(s)
+    /// A discovered list: build the new membership, carry each staying server's health, start
+    /// probes for new servers, and send the membership to every shard.
+    async fn discovered(&self, me: &Rc<State>, u: UpstreamId, found: &[Found]) {
+        let Some(cell) = self.clusters.get(u) else {
+            return;
+        };
+        let old = cell.borrow().upstream.clone();
+        let Some(change) = self.pools.borrow_mut().change(&old, found) else {
+            return;
+        };
+        let mut fresh = Vec::new();
+        {
+            let mut c = cell.borrow_mut();
+            let health = change
+                .members
+                .servers
+                .iter()
+                .map(|s| {
+                    let kept = old.servers.iter().position(|o| o.address == s.address);
+                    kept.and_then(|i| c.health.get(i).cloned()).unwrap_or_else(|| {
+                        fresh.push(s.address.clone());
+                        Rc::default()
+                    })
+                })
+                .collect();
+            *c = ClusterState {
+                upstream: change.members.clone(),
+                health,
+            };
+        }
+        info!(upstream = %old.name, servers = change.members.servers.len(), added = fresh.len(),
+            retired_pools = change.retired.len(), "cluster membership changed");
+        self.broadcast(Control::Members {
+            upstream: u,
+            members: change.members.clone(),
+            pools: change.pools,
+            retired: change.retired,
+        })
+        .await;
+        if change.members.health.is_some() {
+            for address in fresh {
+                monoio::spawn(probe_loop(me.clone(), u, address, Duration::ZERO));
+            }
+        }
     }
 }

@@ -41,12 +41,14 @@ pub(super) async fn exchange(
             return Err(ProxyError::BodyTooLarge);
         }
     }
-    let upstream = &cfg.upstreams[id];
+    // This request's membership of the cluster, kept to its end (see `shard::Cluster`).
+    let cluster = snap.cluster(id).ok_or(ProxyError::NoServer)?;
+    let upstream = &*cluster.upstream;
     let c = Cluster {
         shard,
         id,
         upstream,
-        lb: &snap.balancers[id],
+        lb: &cluster.lb,
         affinity: affinity(conn, upstream, head),
     };
     let now = Instant::now();
@@ -151,7 +153,12 @@ impl Cluster<'_> {
                 shard,
                 upstream, server, "consecutive failures: server ejected on this shard"
             );
-            self.shard.report(Report::Failing { upstream, server });
+            let pool = self.upstream.servers[server].pool;
+            self.shard.report(Report::Failing {
+                upstream,
+                server,
+                pool,
+            });
         }
     }
 }

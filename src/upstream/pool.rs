@@ -2,7 +2,7 @@
 //! of each address (a hostname's changes arrive by message). LIFO, so the warmest connection is
 //! reused first and the coldest ages out; bounded per server; never shared.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -13,33 +13,53 @@ use crate::config::PoolAddress;
 pub struct Pools {
     /// Indexed by `UpstreamServer::pool`.
     idle: RefCell<Vec<Vec<UpstreamConn>>>,
-    /// Where each pool's address points now.
-    addrs: Box<[Cell<SocketAddr>]>,
+    /// Where each pool's address points now; `None` once retired (no cluster names it).
+    /// Grows when discovery adds addresses (the control thread bounds the pool count).
+    addrs: RefCell<Vec<Option<SocketAddr>>>,
 }
 
 impl Pools {
     pub fn new(addresses: &[PoolAddress]) -> Pools {
         Pools {
             idle: RefCell::new(addresses.iter().map(|_| Vec::new()).collect()),
-            addrs: addresses.iter().map(|a| Cell::new(a.addr)).collect(),
+            addrs: RefCell::new(addresses.iter().map(|a| Some(a.addr)).collect()),
         }
     }
 
-    /// The address to connect to for `pool`.
+    /// The address to connect to for `pool` (`None` once retired).
     pub fn addr(&self, pool: usize) -> Option<SocketAddr> {
-        self.addrs.get(pool).map(Cell::get)
+        self.addrs.borrow().get(pool).copied().flatten()
     }
 
     /// `pool`'s hostname now resolves to `addr`: idle connections to the old address close.
     pub fn set_addr(&self, pool: usize, addr: SocketAddr) {
-        let Some(cell) = self.addrs.get(pool) else {
-            return;
-        };
-        if cell.get() != addr {
-            cell.set(addr);
-            if let Some(list) = self.idle.borrow_mut().get_mut(pool) {
-                list.clear();
-            }
+        if pool < self.addrs.borrow().len() {
+            self.ensure(pool, addr);
+        }
+    }
+
+    /// Discovery: `pool` exists (grown to it if new) and points at `addr`; idle connections
+    /// to another address close.
+    pub fn ensure(&self, pool: usize, addr: SocketAddr) {
+        let mut addrs = self.addrs.borrow_mut();
+        let mut idle = self.idle.borrow_mut();
+        if addrs.len() <= pool {
+            addrs.resize(pool + 1, None);
+            idle.resize_with(pool + 1, Vec::new);
+        }
+        if addrs[pool] != Some(addr) {
+            addrs[pool] = Some(addr);
+            idle[pool].clear();
+        }
+    }
+
+    /// No cluster names `pool` any more: close its idle connections, pool none again.
+    pub fn retire(&self, pool: usize) {
+        if let Some(a) = self.addrs.borrow_mut().get_mut(pool) {
+            *a = None;
+        }
+        if let Some(list) = self.idle.borrow_mut().get_mut(pool) {
+            list.clear();
         }
     }
 
