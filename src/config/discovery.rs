@@ -40,8 +40,20 @@ pub(super) fn settings(f: &DiscoveryFile, errs: &mut Vec<ConfigError>) -> Discov
             resolve::system_resolver()
         }),
     };
-    super::validate::check_ms("discovery.dns_timeout_ms", f.dns_timeout_ms, 1, 60_000, errs);
-    super::validate::check_ms("discovery.file_poll_ms", f.file_poll_ms, 10, 3_600_000, errs);
+    super::validate::check_ms(
+        "discovery.dns_timeout_ms",
+        f.dns_timeout_ms,
+        1,
+        60_000,
+        errs,
+    );
+    super::validate::check_ms(
+        "discovery.file_poll_ms",
+        f.file_poll_ms,
+        10,
+        3_600_000,
+        errs,
+    );
     DiscoverySettings {
         resolver,
         dns_timeout: Duration::from_millis(f.dns_timeout_ms),
@@ -94,7 +106,10 @@ pub(super) fn source(
             .and_then(|(h, p)| Some((h, p.parse::<u16>().ok().filter(|&p| p > 0)?)))
             .filter(|(h, _)| valid_name(h));
         let Some((host, port)) = parsed else {
-            errs.push(ConfigError::new(key("dns"), format!("\"{d}\" is not host:port")));
+            errs.push(ConfigError::new(
+                key("dns"),
+                format!("\"{d}\" is not host:port"),
+            ));
             return None;
         };
         return Some(Source::Dns {
@@ -104,7 +119,10 @@ pub(super) fn source(
     }
     let name = u.dns_srv.as_deref().unwrap_or_default();
     if !valid_name(name) {
-        errs.push(ConfigError::new(key("dns_srv"), format!("\"{name}\" is not a DNS name")));
+        errs.push(ConfigError::new(
+            key("dns_srv"),
+            format!("\"{name}\" is not a DNS name"),
+        ));
         return None;
     }
     Some(Source::Srv(name.to_string()))
@@ -117,6 +135,7 @@ fn valid_name(name: &str) -> bool {
         && name.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }

@@ -7,8 +7,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use super::defaults as d;
-use super::health::{health, outlier, HealthCheck, Outlier};
 use super::discovery::Source;
+use super::health::{health, outlier, HealthCheck, Outlier};
 use super::upstream_file::*;
 use super::ConfigError;
 use crate::balancer::hash::{self, Ring};
@@ -214,7 +214,11 @@ fn entries(
 ) -> Vec<ServerEntryFile> {
     match source {
         None => {
-            if u.servers.is_empty() && u.servers_file.is_none() && u.dns.is_none() && u.dns_srv.is_none() {
+            if u.servers.is_empty()
+                && u.servers_file.is_none()
+                && u.dns.is_none()
+                && u.dns_srv.is_none()
+            {
                 errs.push(ConfigError::new(
                     format!("upstream[{i}].server"),
                     "an upstream needs at least one [[upstream.server]] (or servers_file, dns, dns_srv)",
@@ -229,14 +233,18 @@ fn entries(
                 .collect()
         }
         Some(Source::File(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()));
             match text.and_then(|t| crate::discovery::file::parse(&t)) {
                 Ok(list) => list
                     .into_iter()
                     .map(|(address, weight)| ServerEntryFile { address, weight })
                     .collect(),
                 Err(problem) => {
-                    errs.push(ConfigError::new(format!("upstream[{i}].servers_file"), problem));
+                    errs.push(ConfigError::new(
+                        format!("upstream[{i}].servers_file"),
+                        problem,
+                    ));
                     Vec::new()
                 }
             }
@@ -281,7 +289,14 @@ fn servers(
             continue;
         };
         let addr = pools[pool].addr;
-        out.push(server_entry(&u.name, u.sticky_cookie.as_deref(), &s.address, addr, s.weight, pool));
+        out.push(server_entry(
+            &u.name,
+            u.sticky_cookie.as_deref(),
+            &s.address,
+            addr,
+            s.weight,
+            pool,
+        ));
     }
     out
 }

@@ -42,7 +42,10 @@ pub fn parse(text: &str) -> Result<Vec<(String, u32)>, String> {
         if words.next().is_some() {
             return Err(format!("line {}: expected \"ADDRESS [WEIGHT]\"", n + 1));
         }
-        if !address.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)) {
+        if !address
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+        {
             return Err(format!("line {}: \"{address}\" is not host:port", n + 1));
         }
         if out.iter().any(|(a, _)| a == address) {
@@ -88,7 +91,9 @@ mod tests {
 
     #[test]
     fn lines_weights_and_comments() {
-        let got = parse("# pool\n127.0.0.1:9001\n\n 127.0.0.1:9002 3 # big\n127.0.0.1:9003 weight=2\n").unwrap();
+        let got =
+            parse("# pool\n127.0.0.1:9001\n\n 127.0.0.1:9002 3 # big\n127.0.0.1:9003 weight=2\n")
+                .unwrap();
         assert_eq!(
             got,
             [

@@ -101,7 +101,14 @@ impl Resolver {
             sock.set_read_timeout(Some(left)).map_err(io)?;
             let n = match sock.recv(&mut buf) {
                 Ok(n) => n,
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    continue
+                }
                 Err(e) => return Err(io(e)),
             };
             if wire::id_of(&buf[..n]) == id {
@@ -126,7 +133,8 @@ fn query_id() -> u16 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let h = crate::balancer::hash::hash64(&[&nanos.to_le_bytes(), &std::process::id().to_le_bytes()]);
+    let h =
+        crate::balancer::hash::hash64(&[&nanos.to_le_bytes(), &std::process::id().to_le_bytes()]);
     h as u16
 }
 

@@ -276,11 +276,20 @@ mod tests {
         let good = answer_to(&q, 1, 0, 0, &rr(b"\xc0\x0c", TYPE_A, &[1, 2, 3, 4]));
         assert_eq!(parse(&good, 9).unwrap().records.len(), 1);
         assert!(parse(&good, 10).is_err(), "other id");
-        assert!(parse(&answer_to(&q, 0, 0, 0x0200, &[]), 9).is_err(), "truncated");
+        assert!(
+            parse(&answer_to(&q, 0, 0, 0x0200, &[]), 9).is_err(),
+            "truncated"
+        );
         assert!(parse(&answer_to(&q, 0, 0, 2, &[]), 9).is_err(), "SERVFAIL");
         assert!(parse(&answer_to(&q, 0, 0, 3, &[]), 9).unwrap().nxdomain);
         // A pointer to itself, and one forwards.
-        let looped = answer_to(&q, 1, 0, 0, &rr(&[0xc0, (q.len() - 11) as u8], TYPE_A, &[1, 2, 3, 4]));
+        let looped = answer_to(
+            &q,
+            1,
+            0,
+            0,
+            &rr(&[0xc0, (q.len() - 11) as u8], TYPE_A, &[1, 2, 3, 4]),
+        );
         assert!(parse(&looped, 9).is_err());
         for cut in 0..good.len() {
             let _ = parse(&good[..cut], 9); // never panics

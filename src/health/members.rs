@@ -100,7 +100,9 @@ impl PoolTable {
     /// Build `old`'s cluster with the servers `found` (sorted, distinct addresses).
     pub fn change(&mut self, old: &Upstream, found: &[Found]) -> Option<Change> {
         let weight: usize = found.iter().map(|f| f.weight as usize).sum();
-        if old.balance == crate::config::Balance::Hash && weight * d::HASH_POINTS_PER_WEIGHT > d::HASH_POINTS_MAX {
+        if old.balance == crate::config::Balance::Hash
+            && weight * d::HASH_POINTS_PER_WEIGHT > d::HASH_POINTS_MAX
+        {
             warn!(upstream = %old.name, "discovered weights make the hash ring too large; keeping the last list");
             return None;
         }
@@ -112,7 +114,9 @@ impl PoolTable {
                 continue;
             };
             let sticky = old.sticky_cookie.as_deref();
-            servers.push(server_entry(&old.name, sticky, &f.address, f.addr, f.weight, pool));
+            servers.push(server_entry(
+                &old.name, sticky, &f.address, f.addr, f.weight, pool,
+            ));
             pools.push((pool, f.addr));
         }
         let retired = old

@@ -206,9 +206,18 @@ impl State {
     }
 
     /// Server of cluster `u` matching `pred` in the current membership.
-    fn find(&self, u: UpstreamId, pred: impl Fn(usize, &crate::config::UpstreamServer) -> bool) -> Option<Found1> {
+    fn find(
+        &self,
+        u: UpstreamId,
+        pred: impl Fn(usize, &crate::config::UpstreamServer) -> bool,
+    ) -> Option<Found1> {
         let c = self.clusters.get(u)?.borrow();
-        let index = c.upstream.servers.iter().enumerate().position(|(i, s)| pred(i, s))?;
+        let index = c
+            .upstream
+            .servers
+            .iter()
+            .enumerate()
+            .position(|(i, s)| pred(i, s))?;
         let s = &c.upstream.servers[index];
         Some(Found1 {
             index,
@@ -250,14 +259,25 @@ impl State {
             if h.down.get() && h.passes.get() >= check.healthy_threshold {
                 h.down.set(false);
                 info!(upstream = %name, server = %address, "active check: server up");
-                self.broadcast(Control::Health { upstream, server, pool, up: true }).await;
+                self.broadcast(Control::Health {
+                    upstream,
+                    server,
+                    pool,
+                    up: true,
+                })
+                .await;
             }
             if h.ejected_until.get().is_some_and(|t| t > Instant::now()) {
                 h.passes_ejected.set(h.passes_ejected.get() + 1);
                 if h.passes_ejected.get() >= check.healthy_threshold {
                     h.ejected_until.set(Some(Instant::now()));
                     info!(upstream = %name, server = %address, "active check: ejection ended early");
-                    self.broadcast(Control::Release { upstream, server, pool }).await;
+                    self.broadcast(Control::Release {
+                        upstream,
+                        server,
+                        pool,
+                    })
+                    .await;
                 }
             }
         } else {
@@ -267,7 +287,13 @@ impl State {
             if !h.down.get() && h.fails.get() >= check.unhealthy_threshold {
                 h.down.set(true);
                 warn!(upstream = %name, server = %address, "active check: server down");
-                self.broadcast(Control::Health { upstream, server, pool, up: false }).await;
+                self.broadcast(Control::Health {
+                    upstream,
+                    server,
+                    pool,
+                    up: false,
+                })
+                .await;
             }
         }
     }
@@ -301,7 +327,13 @@ impl State {
         warn!(upstream = %f.upstream.name, server = %f.address,
             ejection_ms = length.as_millis() as u64, ejections = n, "outlier: server ejected");
         let (upstream, server, pool) = (u, f.index, f.pool);
-        self.broadcast(Control::Eject { upstream, server, pool, until }).await;
+        self.broadcast(Control::Eject {
+            upstream,
+            server,
+            pool,
+            until,
+        })
+        .await;
     }
 
     async fn resolved(&self, pool: usize, addr: SocketAddr) {
@@ -334,10 +366,11 @@ impl State {
                 .iter()
                 .map(|s| {
                     let kept = old.servers.iter().position(|o| o.address == s.address);
-                    kept.and_then(|i| c.health.get(i).cloned()).unwrap_or_else(|| {
-                        fresh.push(s.address.clone());
-                        Rc::default()
-                    })
+                    kept.and_then(|i| c.health.get(i).cloned())
+                        .unwrap_or_else(|| {
+                            fresh.push(s.address.clone());
+                            Rc::default()
+                        })
                 })
                 .collect();
             *c = ClusterState {

@@ -3,7 +3,9 @@
 //! Every wait has a deadline; nothing sleeps to synchronise.
 #![allow(dead_code, clippy::disallowed_types, clippy::disallowed_methods)]
 
+pub mod dns;
 pub mod jwt;
+pub mod load;
 pub mod redis;
 
 use std::collections::{HashMap, VecDeque};
