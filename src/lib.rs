@@ -34,6 +34,7 @@
 
 pub mod balancer;
 pub mod buf;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod discovery;

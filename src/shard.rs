@@ -3,7 +3,7 @@
 //! and balancer state. It shares only the read-only config, and hears from the rest of the
 //! process through its control channel.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
@@ -15,7 +15,8 @@ use monoio::time::TimeDriver;
 use monoio::{FusionRuntime, IoUringDriver, LegacyDriver, RuntimeBuilder};
 use tracing::{info, warn};
 
-use crate::balancer::{Balancer, ServerState};
+use crate::balancer::ServerState;
+pub use crate::cluster::{Cluster, Snapshot};
 use crate::config::{Config, Driver, Upstream, UpstreamId};
 use crate::gateway::global::{self, Links};
 use crate::gateway::rate_limit::{LeaseRequest, Limiter};
@@ -67,63 +68,6 @@ pub enum Control {
         pools: Vec<(usize, SocketAddr)>,
         retired: Vec<usize>,
     },
-}
-
-/// One cluster as this shard balances it: its membership (read-only, shared) and this shard's
-/// balancer for it. A request holds an `Rc` of it from its first pick to its end, so a new
-/// membership never changes a request in flight.
-#[derive(Debug)]
-pub struct Cluster {
-    pub upstream: Arc<Upstream>,
-    pub lb: Balancer,
-}
-
-/// The config as one shard uses it: the shared read-only part plus this shard's state built
-/// for it (one balancer per upstream cluster, replaced when a discovered membership changes).
-#[derive(Debug)]
-pub struct Snapshot {
-    pub config: Arc<Config>,
-    clusters: Vec<RefCell<Rc<Cluster>>>,
-    shard_id: usize,
-}
-
-impl Snapshot {
-    /// The snapshot of `config` for shard `shard_id`: memberships as loaded.
-    pub fn new(config: Arc<Config>, shard_id: usize) -> Snapshot {
-        let clusters = config
-            .upstreams
-            .iter()
-            .map(|u| {
-                RefCell::new(Rc::new(Cluster {
-                    upstream: u.clone(),
-                    lb: Balancer::new(u, shard_id),
-                }))
-            })
-            .collect();
-        Snapshot {
-            config,
-            clusters,
-            shard_id,
-        }
-    }
-
-    /// Cluster `id` as it is now (`None`: no such cluster).
-    pub fn cluster(&self, id: UpstreamId) -> Option<Rc<Cluster>> {
-        self.clusters.get(id).map(|c| c.borrow().clone())
-    }
-
-    /// Install a new membership of cluster `id`; servers that stay keep their state.
-    fn set_members(&self, id: UpstreamId, members: Arc<Upstream>) {
-        let Some(cell) = self.clusters.get(id) else {
-            return;
-        };
-        let old = cell.borrow().clone();
-        let lb = Balancer::after(&members, self.shard_id, Some((&old.upstream, &old.lb)));
-        *cell.borrow_mut() = Rc::new(Cluster {
-            upstream: members,
-            lb,
-        });
-    }
 }
 
 /// Everything one shard owns. Shared with its connection tasks as `Rc<Shard>`.

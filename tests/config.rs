@@ -802,8 +802,8 @@ fn rate_limit_and_cors_errors() {
     let rl = |body: &str| format!("[[rate_limit]]\nname = \"r\"\n{body}\n");
     fails(
         &rl("rate = 1\nscope = \"global\""),
-        "rate_limit[0].scope",
-        "not supported yet",
+        "rate_limit[0].redis",
+        "needs a Redis URL",
     );
     fails(
         &rl("rate = 1\nscope = \"cluster\""),
@@ -813,7 +813,7 @@ fn rate_limit_and_cors_errors() {
     fails(
         &rl("rate = 1\nredis = \"redis://127.0.0.1:6379\""),
         "rate_limit[0].redis",
-        "not supported yet",
+        "only for scope = \"global\"",
     );
     fails(
         &rl("rate = 1\nkey = \"cookie:x\""),
@@ -867,6 +867,174 @@ fn rate_limit_and_cors_errors() {
         ),
         "cors[1].name",
         "twice",
+    );
+}
+
+#[test]
+fn global_rate_limit_errors() {
+    let g = |body: &str| {
+        format!("[[rate_limit]]\nname = \"g\"\nrate = 1000\nscope = \"global\"\n{body}\n")
+    };
+    let url = "redis = \"redis://127.0.0.1:6379\"";
+    assert_eq!(errors(&g(url)), Vec::<String>::new());
+    fails(
+        &g("redis = \"127.0.0.1:6379\""),
+        "rate_limit[0].redis",
+        "not a redis://",
+    );
+    fails(
+        &g("redis = \"rediss://127.0.0.1\""),
+        "rate_limit[0].redis",
+        "TLS",
+    );
+    fails(
+        &g("redis = \"redis://127.0.0.1/x\""),
+        "rate_limit[0].redis",
+        "not a number",
+    );
+    fails(
+        &g("redis = \"redis://no-such-host.invalid:6379\""),
+        "rate_limit[0].redis",
+        "cannot resolve",
+    );
+    fails(
+        &g(&format!("{url}\nredis_timeout_ms = 0")),
+        "rate_limit[0].redis_timeout_ms",
+        "outside",
+    );
+    fails(
+        &g(&format!("{url}\nredis_fallback = \"maybe\"")),
+        "rate_limit[0].redis_fallback",
+        "is not \"local\"",
+    );
+    fails(
+        &g(&format!("{url}\nlease_tokens = 1001")),
+        "rate_limit[0].lease_tokens",
+        "at most the burst",
+    );
+    fails(
+        &g(&format!("{url}\nlease_tokens = 0")),
+        "rate_limit[0].lease_tokens",
+        "outside",
+    );
+    for key in [
+        "redis_timeout_ms = 5",
+        "redis_fallback = \"open\"",
+        "lease_tokens = 3",
+    ] {
+        let k = key.split(' ').next().unwrap();
+        fails(
+            &format!("[[rate_limit]]\nname = \"n\"\nrate = 1\n{key}\n"),
+            &format!("rate_limit[0].{k}"),
+            "only for scope",
+        );
+    }
+}
+
+#[test]
+fn global_rate_limit_defaults_apply() {
+    use coregate::gateway::rate_limit::{Fallback, Scope};
+    let c = config::from_toml(
+        "[[rate_limit]]\nname = \"g\"\nrate = 5000\nscope = \"global\"\n\
+         redis = \"redis://:pw@127.0.0.1:7000/3\"\n",
+        Path::new("g.toml"),
+    )
+    .unwrap();
+    let r = &c.gateway.rate_limits[0];
+    assert_eq!(r.scope, Scope::Global);
+    let g = r.global.as_ref().unwrap();
+    assert_eq!(g.timeout.as_millis() as u64, d::REDIS_TIMEOUT_MS);
+    assert_eq!(d::REDIS_TIMEOUT_MS, 100);
+    assert_eq!(g.fallback, Fallback::Local);
+    assert_eq!(g.lease_tokens, 50, "1% of the burst");
+    assert_eq!(d::lease_tokens(50), 1);
+    assert_eq!(d::lease_tokens(1_000_000), 100);
+    assert_eq!((g.target.addr.port(), g.target.db), (7000, 3));
+    assert_eq!(g.target.password.as_deref(), Some("pw"));
+}
+
+#[test]
+fn discovery_errors() {
+    let dir = std::env::temp_dir().join(format!("coregate-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.servers");
+    std::fs::write(&bad, "127.0.0.1:9001\n127.0.0.1:9002 0\n").unwrap();
+    let up = |keys: &str| format!("[[upstream]]\nname = \"app\"\n{keys}\n");
+    fails(
+        &up("servers_file = \"/no/such/file.servers\""),
+        "upstream[0].servers_file",
+        "cannot read",
+    );
+    fails(
+        &up(&format!("servers_file = \"{}\"", bad.display())),
+        "upstream[0].servers_file",
+        "line 2: weight",
+    );
+    fails(
+        &up("dns = \"svc.test\""),
+        "upstream[0].dns",
+        "not host:port",
+    );
+    fails(
+        &up("dns = \"bad name:80\""),
+        "upstream[0].dns",
+        "not host:port",
+    );
+    fails(
+        &up("dns_srv = \"a..b\""),
+        "upstream[0].dns_srv",
+        "not a DNS name",
+    );
+    fails(
+        &up("dns = \"svc.test:80\"\ndns_srv = \"_http._tcp.svc.test\""),
+        "upstream[0].dns_srv",
+        "one discovery source",
+    );
+    fails(
+        &up("dns = \"svc.test:80\"\n[[upstream.server]]\naddress = \"127.0.0.1:9\""),
+        "upstream[0].dns",
+        "not both",
+    );
+    fails(&up(""), "upstream[0].server", "servers_file, dns, dns_srv");
+    fails(
+        "[discovery]\nresolver = \"localhost\"",
+        "discovery.resolver",
+        "not IP:port",
+    );
+    fails(
+        "[discovery]\ndns_timeout_ms = 0",
+        "discovery.dns_timeout_ms",
+        "outside",
+    );
+    fails(
+        "[discovery]\nfile_poll_ms = 1",
+        "discovery.file_poll_ms",
+        "outside",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn discovery_defaults_apply() {
+    let c = config::from_toml(
+        "[[upstream]]\nname = \"app\"\ndns = \"svc.test:8080\"\n",
+        Path::new("d.toml"),
+    )
+    .unwrap();
+    assert!(c.upstreams[0].servers.is_empty(), "DNS sources start empty");
+    assert_eq!(c.discovery.file_poll.as_millis() as u64, d::FILE_POLL_MS);
+    assert_eq!(d::FILE_POLL_MS, 1000);
+    assert_eq!(
+        c.discovery.dns_timeout.as_millis() as u64,
+        d::DNS_TIMEOUT_MS
+    );
+    assert_eq!(d::DNS_TIMEOUT_MS, 1000);
+    assert_eq!(c.discovery.resolver.port(), 53);
+    assert_eq!(
+        c.upstreams[0]
+            .resolve_interval
+            .map(|d| d.as_millis() as u64),
+        Some(d::RESOLVE_INTERVAL_MS)
     );
 }
 

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::file::DiscoveryFile;
-use super::upstream_file::UpstreamFile;
+use super::upstream::{Balance, Upstream, UpstreamServer};
+use super::upstream_file::{ServerEntryFile, UpstreamFile};
 use super::ConfigError;
+use crate::balancer::hash;
 use crate::discovery::resolve;
 
 /// Where a discovered upstream's servers come from.
@@ -138,4 +140,94 @@ fn valid_name(name: &str) -> bool {
                 && l.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
+}
+
+/// The server entries at load: `[[upstream.server]]`, or a `servers_file`'s lines (read now:
+/// a missing or broken file is a config error), or none for DNS sources.
+pub(super) fn entries(
+    u: &UpstreamFile,
+    i: usize,
+    source: Option<&Source>,
+    errs: &mut Vec<ConfigError>,
+) -> Vec<ServerEntryFile> {
+    match source {
+        None => {
+            if u.servers.is_empty()
+                && u.servers_file.is_none()
+                && u.dns.is_none()
+                && u.dns_srv.is_none()
+            {
+                errs.push(ConfigError::new(
+                    format!("upstream[{i}].server"),
+                    "an upstream needs at least one [[upstream.server]] (or servers_file, dns, dns_srv)",
+                ));
+            }
+            u.servers
+                .iter()
+                .map(|s| ServerEntryFile {
+                    address: s.address.clone(),
+                    weight: s.weight,
+                })
+                .collect()
+        }
+        Some(Source::File(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()));
+            match text.and_then(|t| crate::discovery::file::parse(&t)) {
+                Ok(list) => list
+                    .into_iter()
+                    .map(|(address, weight)| ServerEntryFile { address, weight })
+                    .collect(),
+                Err(problem) => {
+                    errs.push(ConfigError::new(
+                        format!("upstream[{i}].servers_file"),
+                        problem,
+                    ));
+                    Vec::new()
+                }
+            }
+        }
+        Some(_) => Vec::new(),
+    }
+}
+
+/// One server of cluster `cluster` (at load, or discovered later on the control thread).
+pub fn server_entry(
+    cluster: &str,
+    sticky_cookie: Option<&str>,
+    address: &str,
+    addr: SocketAddr,
+    weight: u32,
+    pool: usize,
+) -> UpstreamServer {
+    let token = hash::sticky_token(cluster, address);
+    let set_cookie = sticky_cookie.map_or_else(Vec::new, |name| {
+        format!("Set-Cookie: {name}={token}; Path=/; HttpOnly\r\n").into_bytes()
+    });
+    UpstreamServer {
+        address: address.to_string(),
+        addr,
+        weight,
+        pool,
+        sticky_token: token,
+        set_cookie: set_cookie.into_boxed_slice(),
+    }
+}
+
+impl Upstream {
+    /// The same cluster with another list of servers (discovery): the hash ring is rebuilt.
+    /// `None` when the ring would be too large (the weights are too high).
+    pub fn with_servers(&self, servers: Vec<UpstreamServer>) -> Option<Upstream> {
+        let mut errs = Vec::new();
+        let ring = if self.balance == Balance::Hash && !servers.is_empty() {
+            Some(super::upstream::ring(&servers, "discovered", &mut errs)?)
+        } else {
+            None
+        };
+        Some(Upstream {
+            servers,
+            ring,
+            ..self.clone()
+        })
+    }
 }

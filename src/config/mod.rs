@@ -20,11 +20,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use discovery::{DiscoverySettings, Source};
+pub use discovery::{server_entry, DiscoverySettings, Source};
 pub use file::{DriverFile as Driver, LogFormat, Workers};
 pub use health::{HealthCheck, Outlier};
 pub use upstream::{
-    server_entry, Balance, HashKey, PoolAddress, RetryBudget, Upstream, UpstreamId, UpstreamServer,
+    Balance, HashKey, PoolAddress, RetryBudget, Upstream, UpstreamId, UpstreamServer,
 };
 
 use crate::gateway::Gateway;

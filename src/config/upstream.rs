@@ -7,11 +7,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use super::defaults as d;
-use super::discovery::Source;
+use super::discovery::{server_entry, Source};
 use super::health::{health, outlier, HealthCheck, Outlier};
 use super::upstream_file::*;
 use super::ConfigError;
-use crate::balancer::hash::{self, Ring};
+use crate::balancer::hash::Ring;
 
 /// Index of an upstream cluster in `Config::upstreams`.
 pub type UpstreamId = usize;
@@ -114,7 +114,7 @@ pub(super) fn build(
         let resolve_interval =
             (u.resolve_interval_ms > 0).then(|| Duration::from_millis(u.resolve_interval_ms));
         let discovery = super::discovery::source(u, i, config_file, errs);
-        let entries = entries(u, i, discovery.as_ref(), errs);
+        let entries = super::discovery::entries(u, i, discovery.as_ref(), errs);
         let interval = resolve_interval.filter(|_| discovery.is_none());
         let servers = servers(u, &entries, i, interval, &mut pools, &mut by_address, errs);
         let balance = balance(u.balance);
@@ -204,55 +204,6 @@ fn scalars(u: &UpstreamFile, i: usize, errs: &mut Vec<ConfigError>) {
     }
 }
 
-/// The server entries at load: `[[upstream.server]]`, or a `servers_file`'s lines (read now:
-/// a missing or broken file is a config error), or none for DNS sources.
-fn entries(
-    u: &UpstreamFile,
-    i: usize,
-    source: Option<&Source>,
-    errs: &mut Vec<ConfigError>,
-) -> Vec<ServerEntryFile> {
-    match source {
-        None => {
-            if u.servers.is_empty()
-                && u.servers_file.is_none()
-                && u.dns.is_none()
-                && u.dns_srv.is_none()
-            {
-                errs.push(ConfigError::new(
-                    format!("upstream[{i}].server"),
-                    "an upstream needs at least one [[upstream.server]] (or servers_file, dns, dns_srv)",
-                ));
-            }
-            u.servers
-                .iter()
-                .map(|s| ServerEntryFile {
-                    address: s.address.clone(),
-                    weight: s.weight,
-                })
-                .collect()
-        }
-        Some(Source::File(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()));
-            match text.and_then(|t| crate::discovery::file::parse(&t)) {
-                Ok(list) => list
-                    .into_iter()
-                    .map(|(address, weight)| ServerEntryFile { address, weight })
-                    .collect(),
-                Err(problem) => {
-                    errs.push(ConfigError::new(
-                        format!("upstream[{i}].servers_file"),
-                        problem,
-                    ));
-                    Vec::new()
-                }
-            }
-        }
-        Some(_) => Vec::new(),
-    }
-}
-
 fn servers(
     u: &UpstreamFile,
     entries: &[ServerEntryFile],
@@ -299,47 +250,6 @@ fn servers(
         ));
     }
     out
-}
-
-/// One server of cluster `cluster` (at load, or discovered later on the control thread).
-pub fn server_entry(
-    cluster: &str,
-    sticky_cookie: Option<&str>,
-    address: &str,
-    addr: SocketAddr,
-    weight: u32,
-    pool: usize,
-) -> UpstreamServer {
-    let token = hash::sticky_token(cluster, address);
-    let set_cookie = sticky_cookie.map_or_else(Vec::new, |name| {
-        format!("Set-Cookie: {name}={token}; Path=/; HttpOnly\r\n").into_bytes()
-    });
-    UpstreamServer {
-        address: address.to_string(),
-        addr,
-        weight,
-        pool,
-        sticky_token: token,
-        set_cookie: set_cookie.into_boxed_slice(),
-    }
-}
-
-impl Upstream {
-    /// The same cluster with another list of servers (discovery): the hash ring is rebuilt.
-    /// `None` when the ring would be too large (the weights are too high).
-    pub fn with_servers(&self, servers: Vec<UpstreamServer>) -> Option<Upstream> {
-        let mut errs = Vec::new();
-        let ring = if self.balance == Balance::Hash && !servers.is_empty() {
-            Some(ring(&servers, "discovered", &mut errs)?)
-        } else {
-            None
-        };
-        Some(Upstream {
-            servers,
-            ring,
-            ..self.clone()
-        })
-    }
 }
 
 /// The pool index of `address`, added (and resolved) on first sight. Several clusters naming
@@ -404,7 +314,11 @@ fn resolve(address: &str, key: &str, errs: &mut Vec<ConfigError>) -> Option<(Soc
     }
 }
 
-fn ring(servers: &[UpstreamServer], key: &str, errs: &mut Vec<ConfigError>) -> Option<Ring> {
+pub(super) fn ring(
+    servers: &[UpstreamServer],
+    key: &str,
+    errs: &mut Vec<ConfigError>,
+) -> Option<Ring> {
     let points: usize = servers
         .iter()
         .map(|s| s.weight as usize * d::HASH_POINTS_PER_WEIGHT)
