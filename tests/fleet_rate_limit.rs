@@ -200,3 +200,73 @@ fn a_hung_redis_costs_at_most_the_timeout() {
         a.log().matches("redis connected").count() > SHARDS * 3
     });
 }
+
+#[test]
+fn redis_cluster_redirections_are_followed_and_a_policy_lives_in_one_slot() {
+    let (n1, n2) = (
+        RedisServer::start_cluster_node(),
+        RedisServer::start_cluster_node(),
+    );
+    assert!(n1
+        .cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "8191"])
+        .contains("OK"));
+    assert!(n2
+        .cli(&["CLUSTER", "ADDSLOTSRANGE", "8192", "16383"])
+        .contains("OK"));
+    let p2 = n2.port.to_string();
+    assert!(n1
+        .cli(&["CLUSTER", "MEET", "127.0.0.1", &p2, n2.bus_port()])
+        .contains("OK"));
+    wait_until(Duration::from_secs(15), "cluster state ok", || {
+        [&n1, &n2]
+            .iter()
+            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+    });
+    let slot: u32 = n1
+        .cli(&["CLUSTER", "KEYSLOT", "g-local"])
+        .trim()
+        .parse()
+        .unwrap();
+    let (owner, other) = if slot <= 8191 { (&n1, &n2) } else { (&n2, &n1) };
+    // coregate is pointed at the node that does not hold the policy's slot.
+    let a = Proxy::start(&config(&other.url(), 2000, 4));
+    wait_connected(&a, 1);
+    let c = load(&[a.addr()], "/local", "clustered", 2 * LIMIT, 4);
+    eprintln!("Redis Cluster, sent to the other node first: {c:?}");
+    assert!(within_10_percent(c.ok, LIMIT), "{c:?}");
+    assert!(a.log().contains("redis cluster: MOVED"));
+    let scan = |n: &RedisServer| n.cli(&["--scan", "--pattern", "coregate:rl:*"]);
+    assert!(scan(owner).contains("coregate:rl:{g-local}:k:clustered"));
+    assert!(scan(other).trim().is_empty(), "{}", scan(other));
+    assert!(owner.calls("evalsha") > 0);
+}
+
+/// The README's figure: Redis round trips (EVALSHA, counted by Redis itself) per 1,000
+/// rate-limited requests, two nodes of two shards, a burst of 3 × the limit, by lease size.
+#[test]
+fn redis_round_trips_per_thousand_requests_by_lease_size() {
+    const BIG: usize = 1000;
+    for lease in [1, 10, 100] {
+        let redis = RedisServer::start();
+        let toml = config(&redis.url(), 2000, lease)
+            .replace(&format!("rate = {LIMIT}\n"), &format!("rate = {BIG}\n"));
+        let (a, b) = (Proxy::start(&toml), Proxy::start(&toml));
+        wait_connected(&a, 1);
+        wait_connected(&b, 1);
+        let c = load(&[a.addr(), b.addr()], "/local", "m", 3 * BIG, 8);
+        let trips = redis.calls("evalsha") as usize;
+        eprintln!(
+            "lease_tokens = {lease}: {} of {} admitted (limit {BIG}); {trips} round trips = \
+             {:.1} per 1,000 requests, {:.1} per 1,000 admitted",
+            c.ok,
+            3 * BIG,
+            trips as f64 * 1000.0 / (3 * BIG) as f64,
+            trips as f64 * 1000.0 / c.ok as f64
+        );
+        // Never more than the limit; short of it by at most the unspent leases.
+        assert!(c.ok <= BIG && c.ok + 2 * SHARDS * lease >= BIG, "{c:?}");
+        // One round trip per lease, plus a refusal per shard and a few leases cut short.
+        let nodes_shards = 2 * SHARDS;
+        assert!(trips <= BIG.div_ceil(lease) + 2 * nodes_shards, "{trips}");
+    }
+}

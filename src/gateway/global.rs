@@ -29,6 +29,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Redirections (`MOVED`) followed for one request.
 const REDIRECTS_MAX: usize = 2;
+/// Script loads per request (after `NOSCRIPT`: Redis restarted or flushed its scripts).
+const SCRIPT_LOADS_MAX: usize = 1;
 
 /// What the rate-limit phase does with a global policy's request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +157,17 @@ struct Worker {
     settings: GlobalSettings,
 }
 
+/// The worker loop's state.
+struct Loop {
+    backoff: Duration,
+    /// The node to connect to: the configured one, or where `MOVED` pointed.
+    addr: std::net::SocketAddr,
+    session: Option<Session>,
+    ever_up: bool,
+    /// A request to send again after a redirection, with the redirections so far.
+    retry: Option<(Fetch, usize)>,
+}
+
 /// A live connection and the SHA1 of the loaded script.
 struct Session {
     conn: Conn,
@@ -163,57 +176,82 @@ struct Session {
 
 impl Worker {
     async fn run(self) {
-        let mut backoff = BACKOFF_MIN;
-        let mut addr = self.settings.target.addr;
-        let mut session: Option<Session> = None;
-        let mut ever_up = false;
+        let mut st = Loop {
+            backoff: BACKOFF_MIN,
+            addr: self.settings.target.addr,
+            session: None,
+            ever_up: false,
+            retry: None,
+        };
         loop {
-            if session.is_none() {
-                match self.open(addr).await {
-                    Ok(s) => {
-                        if !self.link.up.get() || !ever_up {
-                            info!(shard = self.shard.id, policy = %self.p.name, redis = %s.conn.addr,
-                                "redis connected: global rate limiting");
-                        }
-                        ever_up = true;
-                        self.link.up.set(true);
-                        backoff = BACKOFF_MIN;
-                        session = Some(s);
-                    }
-                    Err(e) => {
-                        self.down(&e.to_string());
-                        addr = self.settings.target.addr;
-                        monoio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                        continue;
-                    }
-                }
+            if st.session.is_none() && !self.connect(&mut st).await {
+                continue;
             }
-            let Some(s) = session.as_mut() else { continue };
-            let fetch = monoio::select! {
-                f = self.link.inbox.recv_async() => f,
-                e = s.conn.closed() => {
-                    session = None;
-                    self.down(&e.to_string());
-                    continue;
-                }
+            let Some(s) = st.session.as_mut() else {
+                continue;
             };
-            let Ok(fetch) = fetch else {
-                return;
+            let (fetch, redirects) = match st.retry.take() {
+                Some(r) => r,
+                None => {
+                    let got = monoio::select! {
+                        f = self.link.inbox.recv_async() => f,
+                        e = s.conn.closed() => {
+                            st.session = None;
+                            self.down(&e.to_string());
+                            continue;
+                        }
+                    };
+                    match got {
+                        Ok(f) => (f, 0),
+                        Err(_) => return,
+                    }
+                }
             };
             match self.serve(s, &fetch).await {
                 Ok(()) => {}
-                Err(Failed::Moved(to)) => {
+                Err(Failed::Moved(to)) if redirects < REDIRECTS_MAX => {
+                    // Redis Cluster: the policy's slot lives on another node; go there.
                     debug!(policy = %self.p.name, %to, "redis cluster: MOVED");
-                    addr = to;
-                    session = None;
+                    st.addr = to;
+                    st.session = None;
+                    st.retry = Some((fetch, redirects + 1));
+                }
+                Err(Failed::Moved(_)) => {
                     let _ = fetch.reply.try_send(None);
                 }
                 Err(Failed::Down(why)) => {
-                    session = None;
+                    st.session = None;
                     self.down(&why);
                     let _ = fetch.reply.try_send(None);
                 }
+            }
+        }
+    }
+
+    /// Connect to the configured node, or where a redirection sent us. On a failure: the link
+    /// is down, the next attempt goes to the configured node after the back-off; false.
+    async fn connect(&self, st: &mut Loop) -> bool {
+        match self.open(st.addr).await {
+            Ok(s) => {
+                if !self.link.up.get() || !st.ever_up {
+                    info!(shard = self.shard.id, policy = %self.p.name, redis = %s.conn.addr,
+                        "redis connected: global rate limiting");
+                }
+                st.ever_up = true;
+                self.link.up.set(true);
+                st.backoff = BACKOFF_MIN;
+                st.session = Some(s);
+                true
+            }
+            Err(e) => {
+                if let Some((f, _)) = st.retry.take() {
+                    let _ = f.reply.try_send(None);
+                }
+                self.down(&e.to_string());
+                st.addr = self.settings.target.addr;
+                monoio::time::sleep(st.backoff).await;
+                st.backoff = (st.backoff * 2).min(BACKOFF_MAX);
+                false
             }
         }
     }
@@ -283,7 +321,7 @@ impl Worker {
         let want = itoa::Buffer::new()
             .format(self.settings.lease_tokens)
             .to_owned();
-        for _ in 0..=REDIRECTS_MAX {
+        for _ in 0..=SCRIPT_LOADS_MAX {
             self.link.round_trips.set(self.link.round_trips.get() + 1);
             let args: [&[u8]; 7] = [
                 b"EVALSHA",

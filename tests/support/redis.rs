@@ -52,6 +52,34 @@ impl RedisServer {
         panic!("redis-server did not start (is the redis-server package installed?)");
     }
 
+    /// A Redis Cluster node with no slots yet (`--cluster-port` on a second free port).
+    pub fn start_cluster_node() -> RedisServer {
+        let bus = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            .to_string();
+        RedisServer::start_with(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            &bus,
+            "--cluster-config-file",
+            "nodes.conf",
+        ])
+    }
+
+    /// The cluster bus port of a cluster node.
+    pub fn bus_port(&self) -> &str {
+        let i = self
+            .args
+            .iter()
+            .position(|a| a == "--cluster-port")
+            .expect("a cluster node");
+        &self.args[i + 1]
+    }
+
     /// Start the process on `self.port`; true once it answers PING.
     fn spawn(&mut self) -> bool {
         let port = self.port.to_string();
