@@ -253,7 +253,10 @@ fn redis_round_trips_per_thousand_requests_by_lease_size() {
         let (a, b) = (Proxy::start(&toml), Proxy::start(&toml));
         wait_connected(&a, 1);
         wait_connected(&b, 1);
+        let started = Instant::now();
         let c = load(&[a.addr(), b.addr()], "/local", "m", 3 * BIG, 8);
+        // The bucket refills at BIG per 600 s while the burst runs.
+        let refilled = (started.elapsed().as_secs_f64() * BIG as f64 / 600.0).ceil() as usize;
         let trips = redis.calls("evalsha") as usize;
         eprintln!(
             "lease_tokens = {lease}: {} of {} admitted (limit {BIG}); {trips} round trips = \
@@ -263,10 +266,11 @@ fn redis_round_trips_per_thousand_requests_by_lease_size() {
             trips as f64 * 1000.0 / (3 * BIG) as f64,
             trips as f64 * 1000.0 / c.ok as f64
         );
-        // Never more than the limit; short of it by at most the unspent leases.
-        assert!(c.ok <= BIG && c.ok + 2 * SHARDS * lease >= BIG, "{c:?}");
+        // Never more than the limit (and its refill); short of it by at most the unspent leases.
+        assert!(c.ok <= BIG + refilled && c.ok + 2 * SHARDS * lease >= BIG, "{c:?}");
         // One round trip per lease, plus a refusal per shard and a few leases cut short.
         let nodes_shards = 2 * SHARDS;
-        assert!(trips <= BIG.div_ceil(lease) + 2 * nodes_shards, "{trips}");
+        let most = (BIG + refilled).div_ceil(lease) + (1 + refilled) * 2 * nodes_shards;
+        assert!(trips <= most, "{trips} round trips, expected at most {most}");
     }
 }
