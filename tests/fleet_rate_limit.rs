@@ -267,10 +267,16 @@ fn redis_round_trips_per_thousand_requests_by_lease_size() {
             trips as f64 * 1000.0 / c.ok as f64
         );
         // Never more than the limit (and its refill); short of it by at most the unspent leases.
-        assert!(c.ok <= BIG + refilled && c.ok + 2 * SHARDS * lease >= BIG, "{c:?}");
+        assert!(
+            c.ok <= BIG + refilled && c.ok + 2 * SHARDS * lease >= BIG,
+            "{c:?}"
+        );
         // One round trip per lease, plus a refusal per shard and a few leases cut short.
         let nodes_shards = 2 * SHARDS;
         let most = (BIG + refilled).div_ceil(lease) + (1 + refilled) * 2 * nodes_shards;
-        assert!(trips <= most, "{trips} round trips, expected at most {most}");
+        assert!(
+            trips <= most,
+            "{trips} round trips, expected at most {most}"
+        );
     }
 }
