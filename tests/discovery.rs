@@ -216,3 +216,61 @@ fn dns_srv_discovery_uses_weights_and_the_lowest_priority() {
     );
     assert_eq!(c.request_count(), 0, "the backup priority is never used");
 }
+
+#[test]
+fn discovered_servers_are_health_checked_and_removed_ones_no_longer_probed() {
+    let healthy = |name: &'static str| {
+        Origin::start(move |_| Reply::Bytes(response(200, &[("X-Origin", name)], b"x")))
+    };
+    let (a, c) = (healthy("a"), healthy("c"));
+    // b serves traffic but fails its health check.
+    let b = Origin::start(|r| {
+        let status = if r.target == "/healthz" { 503 } else { 200 };
+        Reply::Bytes(response(status, &[("X-Origin", "b")], b"x"))
+    });
+    let dir = temp_dir("servers-health");
+    let file = dir.join("app.servers");
+    write_atomically(&file, &format!("{}\n{}\n", a.addr, b.addr));
+    let toml = format!(
+        "[server]\nworkers = 1\n[discovery]\nfile_poll_ms = 20\n[[listener]]\nlisten = \"127.0.0.1:0\"\n\
+         [[upstream]]\nname = \"app\"\nservers_file = \"{}\"\n\
+         [upstream.health]\ninterval_ms = 30\nunhealthy_threshold = 1\nhealthy_threshold = 1\n\
+         [[route]]\nupstream = \"app\"\n",
+        file.display()
+    );
+    let proxy = Proxy::start(&toml);
+    wait_until(Duration::from_secs(10), "b marked down", || {
+        proxy.log().contains("active check: server down")
+    });
+    let mut client = Client::connect(proxy.addr());
+    for _ in 0..6 {
+        assert_eq!(client.get("/").origin(), "a");
+    }
+    // c joins: probed from the start, and taking traffic.
+    write_atomically(&file, &format!("{}\n{}\n{}\n", a.addr, b.addr, c.addr));
+    wait_until(Duration::from_secs(10), "c probed", || {
+        c.count_to("/healthz") >= 2
+    });
+    wait_until(Duration::from_secs(10), "c serves", || {
+        client.get("/").origin() == "c"
+    });
+    // b leaves: its probes stop, and it stays down in no one's view.
+    write_atomically(&file, &format!("{}\n{}\n", a.addr, c.addr));
+    wait_until(Duration::from_secs(10), "b removed", || {
+        changes(&proxy) >= 2
+    });
+    let b_probes = b.count_to("/healthz");
+    let a_probes = a.count_to("/healthz");
+    wait_until(Duration::from_secs(10), "more probes of a", || {
+        a.count_to("/healthz") >= a_probes + 5
+    });
+    assert!(b.count_to("/healthz") <= b_probes + 1, "b still probed");
+    let seen: Vec<String> = (0..6).map(|_| client.get("/").origin()).collect();
+    assert!(seen.iter().all(|o| o == "a" || o == "c"), "{seen:?}");
+    assert_eq!(
+        b.count_to("/") - b.count_to("/healthz"),
+        0,
+        "b never served"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

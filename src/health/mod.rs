@@ -117,7 +117,7 @@ async fn control_main(plan: Plan) {
             }) => state.eject(upstream, server, pool).await,
             Ok(Report::Resolved { pool, addr }) => state.resolved(pool, addr).await,
             Ok(Report::Discovered { upstream, servers }) => {
-                state.discovered(&state, upstream, &servers).await
+                state.discovered(upstream, &servers).await
             }
             Err(_) => break,
         }
@@ -178,7 +178,7 @@ struct State {
 }
 
 /// A server found in the current membership: its index, pool and health.
-struct Found1 {
+struct Member {
     index: usize,
     pool: usize,
     address: String,
@@ -210,7 +210,7 @@ impl State {
         &self,
         u: UpstreamId,
         pred: impl Fn(usize, &crate::config::UpstreamServer) -> bool,
-    ) -> Option<Found1> {
+    ) -> Option<Member> {
         let c = self.clusters.get(u)?.borrow();
         let index = c
             .upstream
@@ -219,7 +219,7 @@ impl State {
             .enumerate()
             .position(|(i, s)| pred(i, s))?;
         let s = &c.upstream.servers[index];
-        Some(Found1 {
+        Some(Member {
             index,
             pool: s.pool,
             address: s.address.clone(),
@@ -349,7 +349,7 @@ impl State {
 
     /// A discovered list: build the new membership, carry each staying server's health, start
     /// probes for new servers, and send the membership to every shard.
-    async fn discovered(&self, me: &Rc<State>, u: UpstreamId, found: &[Found]) {
+    async fn discovered(self: &Rc<Self>, u: UpstreamId, found: &[Found]) {
         let Some(cell) = self.clusters.get(u) else {
             return;
         };
@@ -389,7 +389,7 @@ impl State {
         .await;
         if change.members.health.is_some() {
             for address in fresh {
-                monoio::spawn(probe_loop(me.clone(), u, address, Duration::ZERO));
+                monoio::spawn(probe_loop(self.clone(), u, address, Duration::ZERO));
             }
         }
     }
