@@ -17,8 +17,13 @@
 //!              on a connect failure or an unanswered request: pick another server (retries,
 //!              retry budget: upstream::retry)
 //!   error      ProxyError → status and connection fate, in one place
-//!   health     control thread (own runtime): active probes, node-wide ejections; tells every
-//!              shard by shard::Control message. upstream::dns re-resolves hostnames off-shard
+//!   health     control thread (own runtime): active probes, node-wide ejections, cluster
+//!              memberships; tells every shard by shard::Control message. upstream::dns
+//!              re-resolves hostnames off-shard
+//!   discovery  thread reading servers files and asking DNS (A/AAAA, SRV) for discovered
+//!              clusters; new lists go to the control thread, memberships to every shard
+//!              (cluster: a shard's membership + balancer, held per request)
+//!   redis      RESP2 client on monoio sockets for global rate limits (gateway::global)
 //! ```
 //!
 //! # Glossary

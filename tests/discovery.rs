@@ -274,3 +274,36 @@ fn discovered_servers_are_health_checked_and_removed_ones_no_longer_probed() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn dns_discovery_takes_ipv6_addresses_too() {
+    let dns = DnsServer::start();
+    let v6 = Origin::start_on("[::1]:0".parse().unwrap(), |_| {
+        Reply::Bytes(response(200, &[("X-Origin", "v6")], b"x"))
+    });
+    let port = v6.addr.port();
+    let v4_addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let Ok(listener) = std::net::TcpListener::bind(v4_addr) else {
+        eprintln!("SKIPPED: port {port} is taken on 127.0.0.1");
+        return;
+    };
+    drop(listener);
+    let v4 = Origin::start_on(v4_addr, |_| {
+        Reply::Bytes(response(200, &[("X-Origin", "v4")], b"x"))
+    });
+    dns.set_addrs("dual.svc.test", &["127.0.0.1", "::1"]);
+    let toml = format!(
+        "[server]\nworkers = 1\n[discovery]\nresolver = \"{}\"\n[[listener]]\nlisten = \"127.0.0.1:0\"\n\
+         [[upstream]]\nname = \"app\"\ndns = \"dual.svc.test:{port}\"\n[[route]]\nupstream = \"app\"\n",
+        dns.addr
+    );
+    let proxy = Proxy::start(&toml);
+    wait_until(Duration::from_secs(10), "first discovery", || {
+        changes(&proxy) >= 1
+    });
+    let mut client = Client::connect(proxy.addr());
+    let mut seen: Vec<String> = (0..4).map(|_| client.get("/").origin()).collect();
+    seen.sort();
+    assert_eq!(seen, ["v4", "v4", "v6", "v6"]);
+    drop(v4);
+}
