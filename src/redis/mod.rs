@@ -10,7 +10,8 @@ pub mod resp;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 /// Where a policy's Redis is, from `redis = "redis://[[user]:password@]host[:port][/db]"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` leaves the password out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisTarget {
     /// `host:port` as written, for logs.
     pub address: String,
@@ -19,6 +20,18 @@ pub struct RedisTarget {
     pub username: Option<String>,
     pub password: Option<String>,
     pub db: u32,
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTarget")
+            .field("address", &self.address)
+            .field("addr", &self.addr)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("db", &self.db)
+            .finish()
+    }
 }
 
 /// The token bucket, run atomically by Redis. KEYS[1] is the bucket (a hash of `t` tokens
@@ -109,11 +122,11 @@ pub fn parse_url(url: &str) -> Result<RedisTarget, String> {
             None => (None, Some(a.to_string())),
         },
     };
-    let address = if hostport.starts_with('[')
-        || hostport
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
+    let has_port = match hostport.rsplit_once(':') {
+        Some((h, p)) => p.parse::<u16>().is_ok() && (!h.starts_with('[') || h.ends_with(']')),
+        None => false,
+    };
+    let address = if has_port {
         hostport.to_string()
     } else {
         format!("{hostport}:6379")
@@ -155,6 +168,10 @@ mod tests {
         assert!(parse_url("http://127.0.0.1").is_err());
         assert!(parse_url("redis://127.0.0.1:6379/x").is_err());
         assert!(parse_url("redis://").is_err());
+        assert_eq!(parse_url("redis://[::1]").unwrap().addr.port(), 6379);
+        assert_eq!(parse_url("redis://[::1]:7000").unwrap().addr.port(), 7000);
+        let t = parse_url("redis://:hunter2@127.0.0.1").unwrap();
+        assert!(!format!("{t:?}").contains("hunter2"));
     }
 
     #[test]
