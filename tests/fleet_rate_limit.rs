@@ -280,3 +280,26 @@ fn redis_round_trips_per_thousand_requests_by_lease_size() {
         );
     }
 }
+
+#[test]
+fn redis_killed_under_load_no_request_hangs() {
+    let mut redis = RedisServer::start();
+    let toml = config(&redis.url(), 2000, 4);
+    let (a, b) = (Proxy::start(&toml), Proxy::start(&toml));
+    wait_connected(&a, 1);
+    wait_connected(&b, 1);
+    let both = [a.addr(), b.addr()];
+    let running = thread::spawn(move || load(&both, "/local", "mid", 5 * LIMIT, 8));
+    // Kill it while the load is leasing from it.
+    wait_until(Duration::from_secs(20), "leases under way", || {
+        redis.calls("evalsha") >= 20
+    });
+    redis.kill();
+    let c = running.join().expect("load");
+    eprintln!("Redis killed under load: {c:?}");
+    assert_eq!(c.ok + c.limited, 5 * LIMIT, "only 200s and 429s: {c:?}");
+    assert!(c.slowest < Duration::from_secs(2), "a request hung: {c:?}");
+    // Before the kill Redis granted at most the limit; after it each node had its own.
+    assert!(c.ok <= 3 * LIMIT + LIMIT / 10, "{c:?}");
+    assert!(a.log().contains("redis unavailable") && b.log().contains("redis unavailable"));
+}
