@@ -108,7 +108,11 @@ fn wait_connected(proxy: &Proxy, n: usize) {
 fn two_nodes_sharing_redis_hold_one_global_limit() {
     let redis = RedisServer::start();
     let toml = config(&redis.url(), 2000, 4);
-    let (a, b) = (Proxy::start(&toml), Proxy::start(&toml));
+    // One node on io_uring, the other on epoll: the Redis client runs on both drivers.
+    let (a, b) = (
+        Proxy::start(&toml),
+        Proxy::start_with(&toml, Driver::Legacy),
+    );
     wait_connected(&a, 1);
     wait_connected(&b, 1);
     let before = redis.calls("evalsha");
@@ -137,7 +141,11 @@ fn two_nodes_sharing_redis_hold_one_global_limit() {
 fn redis_killed_falls_back_then_global_limiting_resumes() {
     let mut redis = RedisServer::start();
     let toml = config(&redis.url(), 2000, 4);
-    let (a, b) = (Proxy::start(&toml), Proxy::start(&toml));
+    // One node on io_uring, the other on epoll: the Redis client runs on both drivers.
+    let (a, b) = (
+        Proxy::start(&toml),
+        Proxy::start_with(&toml, Driver::Legacy),
+    );
     wait_connected(&a, 1);
     wait_connected(&b, 1);
     let both = [a.addr(), b.addr()];
@@ -250,7 +258,11 @@ fn redis_round_trips_per_thousand_requests_by_lease_size() {
         let redis = RedisServer::start();
         let toml = config(&redis.url(), 2000, lease)
             .replace(&format!("rate = {LIMIT}\n"), &format!("rate = {BIG}\n"));
-        let (a, b) = (Proxy::start(&toml), Proxy::start(&toml));
+        // One node on io_uring, the other on epoll: the Redis client runs on both drivers.
+        let (a, b) = (
+            Proxy::start(&toml),
+            Proxy::start_with(&toml, Driver::Legacy),
+        );
         wait_connected(&a, 1);
         wait_connected(&b, 1);
         let started = Instant::now();
@@ -285,7 +297,11 @@ fn redis_round_trips_per_thousand_requests_by_lease_size() {
 fn redis_killed_under_load_no_request_hangs() {
     let mut redis = RedisServer::start();
     let toml = config(&redis.url(), 2000, 4);
-    let (a, b) = (Proxy::start(&toml), Proxy::start(&toml));
+    // One node on io_uring, the other on epoll: the Redis client runs on both drivers.
+    let (a, b) = (
+        Proxy::start(&toml),
+        Proxy::start_with(&toml, Driver::Legacy),
+    );
     wait_connected(&a, 1);
     wait_connected(&b, 1);
     let both = [a.addr(), b.addr()];
