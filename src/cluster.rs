@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::balancer::Balancer;
-use crate::config::{Config, Upstream, UpstreamId};
+use crate::config::{Config, Upstream, UpstreamId, UpstreamServer};
 
 /// One cluster as this shard balances it: its membership (read-only, shared) and this shard's
 /// balancer for it. A request holds an `Rc` of it from its first pick to its end, so a new
@@ -21,11 +21,23 @@ pub struct Cluster {
 
 /// The config as one shard uses it: the shared read-only part plus this shard's state built
 /// for it (one balancer per upstream cluster, replaced when a discovered membership changes).
-#[derive(Debug)]
 pub struct Snapshot {
     pub config: Arc<Config>,
     clusters: Vec<RefCell<Rc<Cluster>>>,
     shard_id: usize,
+    /// This shard's TLS connector per cluster with `[upstream.tls]` (its own rustls client
+    /// config and session cache), by `UpstreamId`.
+    upstream_tls: Vec<Option<monoio_rustls::TlsConnector>>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("config", &self.config)
+            .field("clusters", &self.clusters)
+            .field("shard_id", &self.shard_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Snapshot {
@@ -41,11 +53,34 @@ impl Snapshot {
                 }))
             })
             .collect();
+        let upstream_tls = config
+            .upstreams
+            .iter()
+            .map(|u| {
+                u.tls
+                    .as_ref()
+                    .map(|t| monoio_rustls::TlsConnector::from(t.client_config()))
+            })
+            .collect();
         Snapshot {
             config,
             clusters,
             shard_id,
+            upstream_tls,
         }
+    }
+
+    /// How to secure a new connection to `server` of cluster `id` (`None`: plain TCP). A
+    /// discovered server whose host makes no TLS name gets none, and its handshake fails.
+    pub fn tls_target(
+        &self,
+        id: UpstreamId,
+        upstream: &Upstream,
+        server: &UpstreamServer,
+    ) -> crate::upstream::TlsTarget<'_> {
+        let connector = self.upstream_tls.get(id)?.as_ref()?;
+        let name = upstream.tls.as_ref()?.name_for(&server.address);
+        Some((connector, name))
     }
 
     /// Cluster `id` as it is now (`None`: no such cluster).

@@ -8,9 +8,12 @@
 //! a fully buffered body or closes the connection (a body left unread would be parsed as the
 //! next request: Pingora CVE-2025-4366).
 
+mod logging;
+
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::time::Instant as StdInstant;
 
 use futures_util::FutureExt;
 use monoio::net::TcpStream;
@@ -52,12 +55,14 @@ pub struct Conn {
     pub headers: Vec<HeaderSpan>,
     /// Fields of the current response head (spans into the upstream buffer).
     pub resp_headers: Vec<HeaderSpan>,
+    /// The current request as the access log needs it (filled only when the log is on).
+    logged: logging::LoggedRequest,
 }
 
 /// Serve a client until it leaves, errs or the shard drains. A panic here is caught and ends
 /// only this connection, never the shard.
 pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener: Rc<ListenerCtx>) {
-    let _open = OpenConnection(shard.clone());
+    let _open = OpenConnection(shard.clone(), peer.ip());
     debug!(shard = shard.id, %peer, "connection accepted");
     let stream = match &listener.tls {
         None => Stream::from(tcp),
@@ -85,6 +90,7 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
         out: Vec::new(),
         headers: Vec::new(),
         resp_headers: Vec::new(),
+        logged: logging::LoggedRequest::default(),
     };
     if AssertUnwindSafe(conn.run(&shard))
         .catch_unwind()
@@ -95,12 +101,13 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
     }
 }
 
-/// Counts the connection open for as long as it lives, panics included.
-struct OpenConnection(Rc<Shard>);
+/// Counts the connection open (per shard and per client IP) for as long as it lives, panics
+/// included.
+struct OpenConnection(Rc<Shard>, std::net::IpAddr);
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.connection_closed();
+        self.0.connection_closed(self.1);
     }
 }
 
@@ -135,12 +142,24 @@ impl Conn {
                 Ok(None) => return,
                 Err(e) => {
                     debug!(peer = %self.peer, error = %e, "refused request head");
+                    ctx.clear();
+                    ctx.outcome.status = e.status().unwrap_or(0);
+                    ctx.outcome.body_bytes = canned::error(ctx.outcome.status).body_len(false);
+                    let started = StdInstant::now();
                     self.answer_error(&e, &snap.config, false, false).await;
+                    self.logged.unknown();
+                    logging::log_request(shard, &self.ip_text, &self.logged, &ctx, started);
                     return;
                 }
             };
             let _in_flight = InFlight::new(shard);
+            if shard.access_log.is_some() {
+                self.logged
+                    .capture(self.inbuf.pending(), &head, &self.headers);
+            }
+            let started = StdInstant::now();
             let keep = self.exchange(shard, &snap, &head, &mut ctx).await;
+            logging::log_request(shard, &self.ip_text, &self.logged, &ctx, started);
             if !keep || shard.draining() {
                 return;
             }
@@ -199,9 +218,11 @@ impl Conn {
         let (id, params) = match found {
             Lookup::Found(id, params) => (id, params),
             Lookup::NotFound => {
+                ctx.outcome.status = 404;
+                ctx.outcome.body_bytes = canned::error(404).body_len(head.method == Method::Head);
                 return self
                     .refuse(head, &ProxyError::RouteNotFound, cfg, shard)
-                    .await
+                    .await;
             }
             Lookup::MethodNotAllowed(allow) => {
                 ctx.answer_fields.extend_from_slice(b"Allow: ");
@@ -218,6 +239,7 @@ impl Conn {
                 head,
                 headers: &self.headers,
                 client_ip: &self.ip_text,
+                peer: self.peer.ip(),
             };
             let step = gateway::request_phases(shard, &cfg.gateway, route, ctx, &view).await;
             if step == Step::Continue {
@@ -229,7 +251,11 @@ impl Conn {
             return self.answer_local(head, status, ctx, cfg, shard).await;
         }
         match &route.action {
-            Action::Respond(resp) => self.respond(head, resp, &ctx.resp_fields, cfg, shard).await,
+            Action::Respond(resp) => {
+                ctx.outcome.status = resp.status;
+                ctx.outcome.body_bytes = resp.body_len(head.method == Method::Head);
+                self.respond(head, resp, &ctx.resp_fields, cfg, shard).await
+            }
             Action::Aggregate(agg) => self.aggregate(shard, snap, head, agg, ctx).await,
             Action::Proxy(up) => {
                 let changes = Changes {
@@ -242,9 +268,24 @@ impl Conn {
                         remove: &route.policy.response_ops.remove,
                         extra: &ctx.resp_fields,
                     },
+                    body_bytes_max: route
+                        .policy
+                        .body_bytes_max
+                        .unwrap_or(cfg.limits.body_bytes_max),
                 };
                 let retry_unsafe = route.retry_non_idempotent;
-                crate::proxy::forward(self, shard, snap, head, *up, retry_unsafe, &changes).await
+                let outcome = &mut ctx.outcome;
+                crate::proxy::forward(
+                    self,
+                    shard,
+                    snap,
+                    head,
+                    *up,
+                    retry_unsafe,
+                    &changes,
+                    outcome,
+                )
+                .await
             }
         }
     }
@@ -275,10 +316,12 @@ impl Conn {
         &mut self,
         head: &RequestHead,
         status: u16,
-        ctx: &RequestCtx,
+        ctx: &mut RequestCtx,
         cfg: &Config,
         shard: &Shard,
     ) -> bool {
+        ctx.outcome.status = status;
+        ctx.outcome.body_bytes = canned::local(status).body_len(head.method == Method::Head);
         debug!(peer = %self.peer, route = ctx.route, consumer = ctx.consumer.as_deref(), status, "answered by a gateway phase");
         self.inbuf.consume(head.head_len);
         let keep = self.skip_body(head.body) && head.keep_alive && !shard.draining();
@@ -301,7 +344,7 @@ impl Conn {
         snap: &Snapshot,
         head: &RequestHead,
         agg: &Aggregate,
-        ctx: &RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> bool {
         let cfg = &snap.config;
         let mut body = Vec::new();
@@ -317,14 +360,17 @@ impl Conn {
         .await;
         self.inbuf.consume(head.head_len);
         let keep = self.skip_body(head.body) && head.keep_alive && !shard.draining();
+        let head_only = head.method == Method::Head;
         let complete = match result {
             Ok(complete) => complete,
             Err(e) => {
-                return self
-                    .answer_error(&e, cfg, head.method == Method::Head, keep)
-                    .await
+                ctx.outcome.status = e.status().unwrap_or(0);
+                ctx.outcome.body_bytes = canned::error(ctx.outcome.status).body_len(head_only);
+                return self.answer_error(&e, cfg, head_only, keep).await;
             }
         };
+        ctx.outcome.status = 200;
+        ctx.outcome.body_bytes = if head_only { 0 } else { body.len() as u64 };
         self.out.clear();
         gateway::aggregate::write_answer(
             &mut self.out,

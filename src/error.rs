@@ -39,6 +39,8 @@ pub enum ProxyError {
     UpstreamConnect(io::ErrorKind),
     #[error("upstream connect timed out")]
     UpstreamConnectTimeout,
+    #[error("upstream TLS handshake failed")]
+    UpstreamTls,
     #[error("upstream response timed out")]
     UpstreamTimeout,
     #[error("upstream sent an invalid response: {0}")]
@@ -64,6 +66,7 @@ impl ProxyError {
             ProxyError::NoServer => 503,
             ProxyError::UpstreamConnect(_) => 502,
             ProxyError::UpstreamConnectTimeout => 502,
+            ProxyError::UpstreamTls => 502,
             ProxyError::UpstreamTimeout => 504,
             ProxyError::UpstreamProtocol(_) => 502,
             ProxyError::UpstreamIo(_) => 502,
@@ -87,6 +90,7 @@ impl ProxyError {
             | ProxyError::NoServer
             | ProxyError::UpstreamConnect(_)
             | ProxyError::UpstreamConnectTimeout
+            | ProxyError::UpstreamTls
             | ProxyError::UpstreamTimeout
             | ProxyError::UpstreamProtocol(_)
             | ProxyError::UpstreamIo(_) => true,

@@ -37,6 +37,7 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::await_holding_refcell_ref)]
 
+pub mod access_log;
 pub mod balancer;
 pub mod buf;
 pub mod cluster;
@@ -57,4 +58,5 @@ pub mod shard;
 pub mod signal;
 pub mod stream;
 pub mod tls;
+pub mod tunnel;
 pub mod upstream;

@@ -1,6 +1,7 @@
 //! Listening sockets: bound on the main thread (one SO_REUSEPORT socket per listener per shard,
 //! so bind errors surface at start-up and port 0 resolves once), then accepted from on each
-//! shard. The accept loop gates on the shard's connection limit and spawns one task per client.
+//! shard. The accept loop gates on the listener's client IP rules and the shard's connection
+//! limits (total and per client IP), and spawns one task per client.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -50,6 +51,8 @@ pub struct ListenerCtx {
     pub name: Rc<str>,
     /// This shard's TLS acceptor when the listener speaks HTTPS.
     pub tls: Option<monoio_rustls::TlsAcceptor>,
+    /// Client IPs let in (`allow` / `deny`); others are closed before any byte is read.
+    pub access: crate::gateway::access::IpRules,
 }
 
 impl ListenerCtx {
@@ -80,8 +83,13 @@ pub async fn accept_loop(shard: Rc<Shard>, std: StdListener, ctx: Rc<ListenerCtx
         };
         match accepted {
             Ok((stream, peer)) => {
-                if !shard.admit_connection() {
-                    debug!(shard = shard.id, %peer, "connection limit reached; closing");
+                if !ctx.access.permits(peer.ip()) {
+                    debug!(shard = shard.id, %peer, listener = %name, "client IP refused by the listener's access rules; closing");
+                    drop(stream);
+                    continue;
+                }
+                if !shard.admit_connection(peer.ip()) {
+                    debug!(shard = shard.id, %peer, "connection limit (shard or client IP) reached; closing");
                     drop(stream);
                     continue;
                 }

@@ -10,6 +10,7 @@
 //! and reports every outcome to the balancer (latency, in-flight count, outlier detection).
 
 mod attempt;
+mod upgrade;
 
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ use tracing::debug;
 use crate::config::{Config, Upstream, UpstreamId, UpstreamServer};
 use crate::connection::Conn;
 use crate::error::ProxyError;
+use crate::gateway::ctx::Outcome;
+use crate::http::canned;
 use crate::http::request::{Method, RequestHead};
 use crate::http::response::{self, ResponseError, ResponseHead};
 use crate::http::write::{self, FieldEdits, ForwardInfo, OutFraming};
@@ -43,6 +46,8 @@ struct Exchange {
     body_done: bool,
     /// Bytes of the response have gone to the client: a failure can only close.
     response_started: bool,
+    /// Status, bytes, server and timing, for the request's context.
+    outcome: Outcome,
 }
 
 /// What the gateway changes on the way through (route rewrites and header transforms).
@@ -52,10 +57,14 @@ pub struct Changes<'a> {
     pub target: Option<&'a [u8]>,
     pub request: FieldEdits<'a>,
     pub response: FieldEdits<'a>,
+    /// Largest request body (the route's `body_bytes_max`, else `limits.body_bytes_max`).
+    pub body_bytes_max: u64,
 }
 
 /// Forward `head` to cluster `id`. `retry_non_idempotent`: the route lets non-idempotent
-/// requests move to another server too. Returns whether the client connection may go on.
+/// requests move to another server too. Returns whether the client connection may go on;
+/// `outcome` says what was answered.
+#[allow(clippy::too_many_arguments)]
 pub async fn forward(
     conn: &mut Conn,
     shard: &Shard,
@@ -64,6 +73,7 @@ pub async fn forward(
     id: UpstreamId,
     retry_non_idempotent: bool,
     changes: &Changes<'_>,
+    outcome: &mut Outcome,
 ) -> bool {
     let mut ex = Exchange {
         body_done: matches!(head.body, BodyKind::None | BodyKind::Length(0)),
@@ -71,7 +81,10 @@ pub async fn forward(
     };
     let cfg = &snap.config;
     let retry_unsafe = retry_non_idempotent;
-    match attempt::exchange(conn, shard, snap, head, id, retry_unsafe, changes, &mut ex).await {
+    let result =
+        attempt::exchange(conn, shard, snap, head, id, retry_unsafe, changes, &mut ex).await;
+    *outcome = ex.outcome;
+    match result {
         Ok(keep) => keep,
         Err(e) if ex.response_started => {
             debug!(peer = %conn.peer, error = %e, "response cut short; closing");
@@ -84,11 +97,17 @@ pub async fn forward(
                 ex.body_done = conn.skip_body(head.body);
             }
             let keep = ex.body_done && head.keep_alive && !shard.draining();
+            outcome.status = e.status().unwrap_or(STATUS_CLIENT_GONE);
+            outcome.body_bytes =
+                canned::error(outcome.status).body_len(head.method == Method::Head);
             conn.answer_error(&e, cfg, head.method == Method::Head, keep)
                 .await
         }
     }
 }
+
+/// Logged status of a request whose client left before any answer (nginx's convention).
+pub const STATUS_CLIENT_GONE: u16 = 499;
 
 /// Write the upstream request head into `conn.out`, then as much of the body as is already
 /// buffered. Consumes the head from the client buffer.
@@ -127,7 +146,8 @@ fn build_request(
         OutFraming::Chunked => Sink::Chunked,
         _ => Sink::Raw,
     };
-    let mut body = Relay::new(head.body, sink, cfg.limits.body_bytes_max);
+    let mut body =
+        Relay::new(head.body, sink, changes.body_bytes_max).with_min_rate(cfg.limits.body_rate_min);
     let limit = conn.out.len() + REPLAY_BYTES_MAX;
     body.encode_buffered(&mut conn.inbuf, &mut conn.out, limit)
         .map_err(request_body_error)?;
@@ -206,9 +226,8 @@ async fn read_response_head(
             &mut conn.resp_headers,
         ) {
             Ok(Some(r)) if r.status == 101 => {
-                return Err(Attempt::Fail(ProxyError::UpstreamProtocol(
-                    "101 without an upgrade request",
-                )))
+                return upgrade::accept_101(head, r, up.buf.pending(), &conn.resp_headers)
+                    .map_err(Attempt::Fail)
             }
             Ok(Some(r)) if r.status < 200 => {
                 interim += 1;
@@ -273,6 +292,10 @@ async fn send_response(
     ex: &mut Exchange,
 ) -> Result<bool, ProxyError> {
     let t = &cfg.timeouts;
+    ex.outcome.status = resp.status;
+    if resp.status == 101 {
+        return upgrade::switch(conn, cfg, up, resp, extra, edits, ex).await;
+    }
     let framing = client_framing(&resp, head);
     let close = !head.keep_alive || shard.draining() || framing == OutFraming::Close;
     conn.out.clear();
@@ -298,6 +321,7 @@ async fn send_response(
     body.encode_buffered(&mut up.buf, &mut conn.out, OUT_FLUSH_BYTES)
         .map_err(response_body_error)?;
     ex.response_started = true;
+    ex.outcome.body_bytes = body.total();
     relay::write_all(&mut conn.stream, &mut conn.out, t.client_send)
         .await
         .map_err(|_| ProxyError::DownstreamIo)?;
@@ -313,6 +337,7 @@ async fn send_response(
         .await
         .map_err(response_body_error)?;
     }
+    ex.outcome.body_bytes = body.total();
     if resp.reusable && ex.body_done && up.buf.is_empty() {
         shard.pools.checkin(up, upstream.idle_per_server_max);
     }

@@ -5,6 +5,8 @@
 use std::io;
 use std::time::Duration;
 
+use monoio::time::Instant;
+
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use crate::buf::RecvBuf;
@@ -42,6 +44,58 @@ pub struct Relay {
     limit: u64,
     /// Data bytes seen so far.
     total: u64,
+    /// Slowest source accepted (request bodies: the slow-POST floor).
+    min_rate: Option<MinRate>,
+}
+
+/// The slowest a body may arrive: at least `bytes_per_s` on average over every `window`.
+/// A source below it gets `RelayError::ReadTimeout` when the window ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinRate {
+    pub bytes_per_s: u64,
+    pub window: Duration,
+}
+
+impl MinRate {
+    /// Bytes due within one window.
+    fn quota(&self) -> u64 {
+        (u128::from(self.bytes_per_s) * self.window.as_millis() / 1000) as u64
+    }
+}
+
+/// The current window of a `MinRate`: when it began and the bytes read in it.
+#[derive(Debug, Clone, Copy)]
+struct RateWindow {
+    rate: MinRate,
+    start: Instant,
+    bytes: u64,
+}
+
+impl RateWindow {
+    /// How long the next read may wait: up to the window's end while its quota is not met.
+    fn read_timeout(&self, now: Instant, read_timeout: Duration) -> (Duration, bool) {
+        if self.bytes >= self.rate.quota() {
+            return (read_timeout, false);
+        }
+        let left = (self.start + self.rate.window).saturating_duration_since(now);
+        if left < read_timeout {
+            (left, true)
+        } else {
+            (read_timeout, false)
+        }
+    }
+
+    /// Count `n` bytes read at `now`; false if a window ended below its quota.
+    fn on_read(&mut self, n: usize, now: Instant) -> bool {
+        self.bytes += n as u64;
+        if now < self.start + self.rate.window {
+            return true;
+        }
+        let ok = self.bytes >= self.rate.quota();
+        self.start = now;
+        self.bytes = 0;
+        ok
+    }
 }
 
 #[derive(Debug)]
@@ -69,7 +123,19 @@ impl Relay {
             sink,
             limit,
             total: 0,
+            min_rate: None,
         }
+    }
+
+    /// Refuse a source slower than `rate` (`None`: no floor).
+    pub fn with_min_rate(mut self, rate: Option<MinRate>) -> Relay {
+        self.min_rate = rate;
+        self
+    }
+
+    /// Body data bytes relayed so far.
+    pub fn total(&self) -> u64 {
+        self.total
     }
 
     pub fn is_done(&self) -> bool {
@@ -182,6 +248,12 @@ impl Relay {
         write_timeout: Duration,
     ) -> Result<(), RelayError> {
         debug_assert!(out.is_empty());
+        // Bytes that came with the head count towards the first window.
+        let mut window = self.min_rate.map(|rate| RateWindow {
+            rate,
+            start: Instant::now(),
+            bytes: self.total,
+        });
         loop {
             if let Some(n) = self.direct_len(inbuf.len()).filter(|&n| n > 0) {
                 match monoio::time::timeout(write_timeout, inbuf.write_front(dst, n)).await {
@@ -209,7 +281,19 @@ impl Relay {
             if !inbuf.is_empty() && out.len() < OUT_FLUSH_BYTES {
                 continue;
             }
-            let read = monoio::time::timeout(read_timeout, inbuf.fill(src, RELAY_BUF_BYTES)).await;
+            let (wait, rate_bound) = match &window {
+                Some(w) => w.read_timeout(Instant::now(), read_timeout),
+                None => (read_timeout, false),
+            };
+            let read = monoio::time::timeout(wait, inbuf.fill(src, RELAY_BUF_BYTES)).await;
+            if let (Ok(Ok(n)), Some(w)) = (&read, &mut window) {
+                if !w.on_read(*n, Instant::now()) {
+                    return Err(RelayError::ReadTimeout);
+                }
+            }
+            if rate_bound && read.is_err() {
+                tracing::debug!("request body below the minimum rate");
+            }
             match read {
                 Ok(Ok(0)) => {
                     self.on_eof(out)?;

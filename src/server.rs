@@ -30,6 +30,8 @@ pub enum StartError {
     NoSuchCore(usize, Vec<usize>),
     #[error("cannot start shard thread: {0}")]
     Thread(std::io::Error),
+    #[error("log.access: cannot open the access log: {0}")]
+    AccessLog(std::io::Error),
 }
 
 /// Listeners bound, shards planned, nothing running yet.
@@ -110,6 +112,15 @@ impl Server {
             .map(|_| flume::bounded(LEASE_QUEUE_MAX))
             .collect();
         let lease_peers: Vec<_> = leases.iter().map(|(tx, _)| tx.clone()).collect();
+        let access_log = match &self.config.log.access {
+            Some(target) => {
+                let (channel, thread) =
+                    crate::access_log::start(target).map_err(StartError::AccessLog)?;
+                handle.side_threads.push(thread);
+                Some(channel)
+            }
+            None => None,
+        };
         for ((id, core), (_, lease_rx)) in self.cores.iter().enumerate().zip(leases) {
             let listeners = self
                 .listeners
@@ -132,6 +143,7 @@ impl Server {
                 reports: side.as_ref().map(|(tx, _)| tx.clone()),
                 leases: lease_rx,
                 lease_peers: lease_peers.clone(),
+                access_log: access_log.clone(),
             };
             handle.controls.push(tx);
             handle

@@ -3,8 +3,10 @@
 //! and balancer state. It shares only the read-only config, and hears from the rest of the
 //! process through its control channel.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -85,6 +87,11 @@ pub struct Shard {
     pub global: Links,
     /// Open client connections.
     connections: Cell<usize>,
+    /// Open client connections per client IP (only with `connections_per_ip_max`); an entry
+    /// per IP with at least one, so bounded by `connections_per_shard_max`.
+    per_ip: RefCell<HashMap<IpAddr, u32>>,
+    /// This shard's side of the access log; `None` when it is off.
+    pub access_log: Option<crate::access_log::ShardLog>,
     /// Requests between head received and response finished.
     active: Cell<usize>,
     /// Set at shutdown: finish what is in flight, take nothing new.
@@ -101,9 +108,14 @@ impl Shard {
         config: Arc<Config>,
         reports: Option<flume::Sender<Report>>,
         peers: Vec<flume::Sender<LeaseRequest>>,
+        access_log: Option<crate::access_log::Channel>,
     ) -> Shard {
         let pools = Pools::new(&config.pools);
         let limiter = Limiter::new(&config.gateway.rate_limits);
+        let access_log = access_log.map(|ch| {
+            let log = &config.log;
+            crate::access_log::ShardLog::new(ch, log.access_format, &log.access_fields)
+        });
         let global = Links::new(&config.gateway.rate_limits);
         Shard {
             id,
@@ -113,6 +125,8 @@ impl Shard {
             peers,
             global,
             connections: Cell::new(0),
+            per_ip: RefCell::new(HashMap::new()),
+            access_log,
             active: Cell::new(0),
             draining: Cell::new(false),
             stop: Signal::default(),
@@ -191,20 +205,38 @@ impl Shard {
         self.draining.get()
     }
 
-    /// Count a new client connection, unless the shard is at its limit.
-    pub fn admit_connection(&self) -> bool {
-        let max = self.snapshot.config.limits.connections_per_shard_max;
-        if self.draining.get() || self.connections.get() >= max {
+    /// Count a new client connection from `ip`, unless the shard is at its limit or `ip` at
+    /// `connections_per_ip_max` on this shard.
+    pub fn admit_connection(&self, ip: IpAddr) -> bool {
+        let limits = &self.snapshot.config.limits;
+        if self.draining.get() || self.connections.get() >= limits.connections_per_shard_max {
             return false;
+        }
+        if limits.connections_per_ip_max > 0 {
+            let mut per_ip = self.per_ip.borrow_mut();
+            let n = per_ip.entry(ip).or_insert(0);
+            if *n as usize >= limits.connections_per_ip_max {
+                return false;
+            }
+            *n += 1;
         }
         self.connections.set(self.connections.get() + 1);
         true
     }
 
-    pub fn connection_closed(&self) {
+    pub fn connection_closed(&self, ip: IpAddr) {
         debug_assert!(self.connections.get() > 0);
         self.connections
             .set(self.connections.get().saturating_sub(1));
+        if self.snapshot.config.limits.connections_per_ip_max > 0 {
+            let mut per_ip = self.per_ip.borrow_mut();
+            if let Some(n) = per_ip.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    per_ip.remove(&ip);
+                }
+            }
+        }
     }
 
     pub fn request_started(&self) {
@@ -232,6 +264,8 @@ pub struct ShardPlan {
     pub leases: flume::Receiver<LeaseRequest>,
     /// Every shard's lease queue (this one's included), indexed by shard id.
     pub lease_peers: Vec<flume::Sender<LeaseRequest>>,
+    /// To the access-log writer, when the log is on.
+    pub access_log: Option<crate::access_log::Channel>,
 }
 
 pub fn spawn(plan: ShardPlan) -> io::Result<JoinHandle<()>> {
@@ -320,6 +354,7 @@ async fn shard_main(plan: ShardPlan) {
         plan.config,
         plan.reports,
         plan.lease_peers,
+        plan.access_log,
     ));
     // Answer other shards' lease requests for the rate-limit keys this shard owns.
     let owner = shard.clone();
@@ -341,11 +376,31 @@ async fn shard_main(plan: ShardPlan) {
             .find(|l| l.name == name)
             .and_then(|l| l.tls.as_ref())
             .map(|t| monoio_rustls::TlsAcceptor::from(t.server_config()));
+        let access = shard
+            .snapshot
+            .config
+            .listeners
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.access.clone())
+            .unwrap_or_default();
         let ctx = Rc::new(crate::listener::ListenerCtx {
             name: name.into(),
             tls,
+            access,
         });
         monoio::spawn(crate::listener::accept_loop(shard.clone(), socket, ctx));
+    }
+    if shard.access_log.is_some() {
+        let flusher = shard.clone();
+        monoio::spawn(async move {
+            loop {
+                monoio::time::sleep(crate::access_log::FLUSH_INTERVAL).await;
+                if let Some(log) = &flusher.access_log {
+                    log.flush();
+                }
+            }
+        });
     }
     let sweeper = shard.clone();
     monoio::spawn(async move {
@@ -380,5 +435,8 @@ async fn drain(shard: &Shard) {
             in_flight = shard.active.get(),
             "drain timeout; closing"
         );
+    }
+    if let Some(log) = &shard.access_log {
+        log.flush();
     }
 }

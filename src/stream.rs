@@ -2,6 +2,9 @@
 //! compiled copy of the connection and relay code serves every transport; transports are
 //! variants, dispatched with a match per I/O call.
 //!
+//! `into_split` turns a stream into a read half and a write half that can be driven at once
+//! (the two directions of an upgraded tunnel), by monoio's and monoio-rustls's own split.
+//!
 //! TLS caveat (research/stack.md P3): after a timeout cancels a pending TLS read or write,
 //! monoio-rustls panics on the next operation. A TLS stream whose operation was cancelled is
 //! therefore poisoned: every later call fails with an error instead, and the connection closes.
@@ -9,24 +12,43 @@
 use std::io;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use monoio::BufResult;
 
 pub type ServerTls = monoio_rustls::ServerTlsStream<TcpStream>;
+pub type ClientTls = monoio_rustls::ClientTlsStream<TcpStream>;
 
 #[derive(Debug)]
 pub enum Stream {
     Tcp(TcpStream),
-    /// Boxed: the rustls state is large and most connections are plain.
-    Tls(Box<TlsConn>),
+    /// A client's TLS connection. Boxed: the rustls state is large and most are plain.
+    Tls(Box<TlsConn<ServerTls>>),
+    /// TLS to an upstream server.
+    TlsUp(Box<TlsConn<ClientTls>>),
+    /// Moved out (into a tunnel); every operation fails.
+    Closed,
 }
 
 #[derive(Debug)]
-pub struct TlsConn {
-    stream: ServerTls,
+pub struct TlsConn<S> {
+    stream: S,
     /// An operation is under way; if its future is dropped this stays set (poisoned).
     busy: bool,
+}
+
+/// The reading half of a split `Stream`.
+pub enum ReadHalf {
+    Tcp(OwnedReadHalf<TcpStream>),
+    Tls(OwnedReadHalf<ServerTls>),
+    TlsUp(OwnedReadHalf<ClientTls>),
+}
+
+/// The writing half of a split `Stream`.
+pub enum WriteHalf {
+    Tcp(OwnedWriteHalf<TcpStream>),
+    Tls(OwnedWriteHalf<ServerTls>),
+    TlsUp(OwnedWriteHalf<ClientTls>),
 }
 
 impl Stream {
@@ -37,8 +59,88 @@ impl Stream {
         }))
     }
 
+    pub fn tls_up(stream: ClientTls) -> Stream {
+        Stream::TlsUp(Box::new(TlsConn {
+            stream,
+            busy: false,
+        }))
+    }
+
     pub fn is_tls(&self) -> bool {
-        matches!(self, Stream::Tls(_))
+        matches!(self, Stream::Tls(_) | Stream::TlsUp(_))
+    }
+
+    /// Split into halves that can read and write at the same time. `None` for a TLS stream
+    /// poisoned by a cancelled operation, or a closed one.
+    pub fn into_split(self) -> Option<(ReadHalf, WriteHalf)> {
+        Some(match self {
+            Stream::Tcp(s) => {
+                let (r, w) = s.into_split();
+                (ReadHalf::Tcp(r), WriteHalf::Tcp(w))
+            }
+            Stream::Tls(t) if !t.busy => {
+                let (r, w) = t.stream.into_split();
+                (ReadHalf::Tls(r), WriteHalf::Tls(w))
+            }
+            Stream::TlsUp(t) if !t.busy => {
+                let (r, w) = t.stream.into_split();
+                (ReadHalf::TlsUp(r), WriteHalf::TlsUp(w))
+            }
+            _ => return None,
+        })
+    }
+}
+
+impl AsyncReadRent for ReadHalf {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ReadHalf::Tcp(s) => s.read(buf).await,
+            ReadHalf::Tls(s) => s.read(buf).await,
+            ReadHalf::TlsUp(s) => s.read(buf).await,
+        }
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            ReadHalf::Tcp(s) => s.readv(buf).await,
+            ReadHalf::Tls(s) => s.readv(buf).await,
+            ReadHalf::TlsUp(s) => s.readv(buf).await,
+        }
+    }
+}
+
+impl AsyncWriteRent for WriteHalf {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            WriteHalf::Tcp(s) => s.write(buf).await,
+            WriteHalf::Tls(s) => s.write(buf).await,
+            WriteHalf::TlsUp(s) => s.write(buf).await,
+        }
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            WriteHalf::Tcp(s) => s.writev(buf).await,
+            WriteHalf::Tls(s) => s.writev(buf).await,
+            WriteHalf::TlsUp(s) => s.writev(buf).await,
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            WriteHalf::Tcp(s) => s.flush().await,
+            WriteHalf::Tls(s) => s.flush().await,
+            WriteHalf::TlsUp(s) => s.flush().await,
+        }
+    }
+
+    /// Half-close: no more bytes this way (TLS: close_notify, then TCP FIN).
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            WriteHalf::Tcp(s) => s.shutdown().await,
+            WriteHalf::Tls(s) => s.shutdown().await,
+            WriteHalf::TlsUp(s) => s.shutdown().await,
+        }
     }
 }
 
@@ -46,6 +148,10 @@ impl From<TcpStream> for Stream {
     fn from(s: TcpStream) -> Stream {
         Stream::Tcp(s)
     }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "stream moved into a tunnel")
 }
 
 fn poisoned() -> io::Error {
@@ -73,6 +179,8 @@ impl AsyncReadRent for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf).await,
             Stream::Tls(t) => tls_op!(t, t.stream.read(buf), buf),
+            Stream::TlsUp(t) => tls_op!(t, t.stream.read(buf), buf),
+            Stream::Closed => (Err(closed()), buf),
         }
     }
 
@@ -80,6 +188,8 @@ impl AsyncReadRent for Stream {
         match self {
             Stream::Tcp(s) => s.readv(buf).await,
             Stream::Tls(t) => tls_op!(t, t.stream.readv(buf), buf),
+            Stream::TlsUp(t) => tls_op!(t, t.stream.readv(buf), buf),
+            Stream::Closed => (Err(closed()), buf),
         }
     }
 }
@@ -89,6 +199,8 @@ impl AsyncWriteRent for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf).await,
             Stream::Tls(t) => tls_op!(t, t.stream.write(buf), buf),
+            Stream::TlsUp(t) => tls_op!(t, t.stream.write(buf), buf),
+            Stream::Closed => (Err(closed()), buf),
         }
     }
 
@@ -96,6 +208,8 @@ impl AsyncWriteRent for Stream {
         match self {
             Stream::Tcp(s) => s.writev(buf).await,
             Stream::Tls(t) => tls_op!(t, t.stream.writev(buf), buf),
+            Stream::TlsUp(t) => tls_op!(t, t.stream.writev(buf), buf),
+            Stream::Closed => (Err(closed()), buf),
         }
     }
 
@@ -104,6 +218,9 @@ impl AsyncWriteRent for Stream {
             Stream::Tcp(s) => s.flush().await,
             Stream::Tls(t) if t.busy => Err(poisoned()),
             Stream::Tls(t) => t.stream.flush().await,
+            Stream::TlsUp(t) if t.busy => Err(poisoned()),
+            Stream::TlsUp(t) => t.stream.flush().await,
+            Stream::Closed => Err(closed()),
         }
     }
 
@@ -112,6 +229,9 @@ impl AsyncWriteRent for Stream {
             Stream::Tcp(s) => s.shutdown().await,
             Stream::Tls(t) if t.busy => Err(poisoned()),
             Stream::Tls(t) => t.stream.shutdown().await,
+            Stream::TlsUp(t) if t.busy => Err(poisoned()),
+            Stream::TlsUp(t) => t.stream.shutdown().await,
+            Stream::Closed => Err(closed()),
         }
     }
 }

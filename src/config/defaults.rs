@@ -16,6 +16,29 @@ pub const BODY_BYTES_MAX: u64 = 10 * 1024 * 1024;
 /// Open client connections per shard before new ones are refused.
 pub const CONNECTIONS_PER_SHARD_MAX: usize = 65_536;
 
+/// Upstream response fields hidden from clients: they name the server software behind us.
+pub const HIDE_RESPONSE_HEADERS: &[&str] = &["server", "x-powered-by"];
+/// Window over which `client_body_rate_min_bytes_per_s` is averaged (Apache mod_reqtimeout
+/// checks its MinRate per second after a grace period; a longer window forgives bursts).
+pub const CLIENT_BODY_RATE_WINDOW_MS: u64 = 10_000;
+/// Access-log fields, in the order they are written.
+pub const ACCESS_FIELDS: &[&str] = &[
+    "time",
+    "client",
+    "method",
+    "path",
+    "status",
+    "bytes",
+    "upstream",
+    "upstream_ms",
+    "total_ms",
+    "cache",
+    "consumer",
+];
+/// Idle upgraded tunnel (WebSocket): no byte either way for this long closes it (HAProxy's
+/// `timeout tunnel` is often 1 h; nginx's proxy_read_timeout 60 s closes quiet sockets).
+pub const TUNNEL_IDLE_MS: u64 = 300_000;
+
 /// Time for a whole request head once its first byte has arrived (HAProxy guides use 5–10 s).
 pub const CLIENT_HEADER_MS: u64 = 10_000;
 /// Longest pause between two reads of a request body (nginx client_body_timeout is 60 s).

@@ -50,6 +50,10 @@ pub struct ServerFile {
     pub workers: Workers,
     pub driver: DriverFile,
     pub drain_timeout_ms: u64,
+    /// Upstream response fields never passed to clients (lower-case compare).
+    pub hide_response_headers: Vec<String>,
+    /// `Server` value coregate sends on its answers; empty: none.
+    pub server_header: String,
 }
 
 impl Default for ServerFile {
@@ -58,6 +62,11 @@ impl Default for ServerFile {
             workers: Workers::Auto,
             driver: DriverFile::Auto,
             drain_timeout_ms: d::DRAIN_TIMEOUT_MS,
+            hide_response_headers: d::HIDE_RESPONSE_HEADERS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            server_header: String::new(),
         }
     }
 }
@@ -121,6 +130,11 @@ pub struct LogFile {
     /// error | warn | info | debug | trace
     pub level: String,
     pub format: LogFormat,
+    /// Access log: "off" | "stdout" | a file path (relative to the config file).
+    pub access: String,
+    pub access_format: AccessFormatFile,
+    /// Fields of each access-log line, in order (JSON), or appended to the combined line.
+    pub access_fields: Vec<String>,
 }
 
 impl Default for LogFile {
@@ -128,8 +142,18 @@ impl Default for LogFile {
         LogFile {
             level: "info".into(),
             format: LogFormat::Text,
+            access: "off".into(),
+            access_format: AccessFormatFile::Combined,
+            access_fields: d::ACCESS_FIELDS.iter().map(|s| s.to_string()).collect(),
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessFormatFile {
+    Combined,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -147,6 +171,11 @@ pub struct LimitsFile {
     pub uri_bytes_max: usize,
     pub body_bytes_max: u64,
     pub connections_per_shard_max: usize,
+    /// Open connections per client IP, per shard; 0 = unlimited.
+    pub connections_per_ip_max: usize,
+    /// Slowest request body accepted, averaged over `client_body_rate_window_ms`; 0 = no floor.
+    pub client_body_rate_min_bytes_per_s: u64,
+    pub client_body_rate_window_ms: u64,
 }
 
 impl Default for LimitsFile {
@@ -157,6 +186,9 @@ impl Default for LimitsFile {
             uri_bytes_max: d::URI_BYTES_MAX,
             body_bytes_max: d::BODY_BYTES_MAX,
             connections_per_shard_max: d::CONNECTIONS_PER_SHARD_MAX,
+            connections_per_ip_max: 0,
+            client_body_rate_min_bytes_per_s: 0,
+            client_body_rate_window_ms: d::CLIENT_BODY_RATE_WINDOW_MS,
         }
     }
 }
@@ -172,6 +204,8 @@ pub struct TimeoutsFile {
     pub upstream_connect_ms: u64,
     pub upstream_response_ms: u64,
     pub upstream_idle_ms: u64,
+    /// An upgraded (WebSocket) tunnel with no byte either way for this long is closed.
+    pub tunnel_idle_ms: u64,
 }
 
 impl Default for TimeoutsFile {
@@ -185,6 +219,7 @@ impl Default for TimeoutsFile {
             upstream_connect_ms: d::UPSTREAM_CONNECT_MS,
             upstream_response_ms: d::UPSTREAM_RESPONSE_MS,
             upstream_idle_ms: d::UPSTREAM_IDLE_MS,
+            tunnel_idle_ms: d::TUNNEL_IDLE_MS,
         }
     }
 }
@@ -219,6 +254,12 @@ pub struct ListenerFile {
     pub listen: String,
     /// HTTPS on this listener.
     pub tls: Option<TlsFile>,
+    /// Client IPs (CIDR) let in; empty: all. Others are closed at accept.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Client IPs (CIDR) closed at accept; wins over `allow`.
+    #[serde(default)]
+    pub deny: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -45,6 +45,14 @@ pub struct RouteFile {
     /// any response byte, as idempotent ones are.
     #[serde(default)]
     pub retry_non_idempotent: bool,
+    /// Client IPs (CIDR) allowed on this route; empty: all. Others get 403.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Client IPs (CIDR) refused with 403; wins over `allow`.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Request body limit on this route, replacing `limits.body_bytes_max`.
+    pub body_bytes_max: Option<u64>,
 }
 
 /// Header transforms: values may use `${client_ip}`, `${consumer}`, `${route}`,

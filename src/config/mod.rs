@@ -11,6 +11,7 @@ pub mod upstream;
 mod upstream_file;
 mod validate;
 mod validate_auth;
+mod validate_edge;
 mod validate_policy;
 mod validate_route;
 mod validate_route_policy;
@@ -59,12 +60,20 @@ pub struct ServerSettings {
     pub workers: Workers,
     pub driver: Driver,
     pub drain_timeout: Duration,
+    /// Lower-case names of upstream response fields never passed on (`Server`, `X-Powered-By`).
+    pub hide_response_headers: Vec<Box<[u8]>>,
+    /// `Server` value coregate puts on the answers it writes from a route; `None`: none.
+    pub server_header: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct LogSettings {
     pub level: String,
     pub format: LogFormat,
+    /// Where access-log lines go (`None`: off).
+    pub access: Option<crate::access_log::Target>,
+    pub access_format: crate::access_log::Format,
+    pub access_fields: Vec<crate::access_log::Field>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +83,10 @@ pub struct Limits {
     pub uri_bytes_max: usize,
     pub body_bytes_max: u64,
     pub connections_per_shard_max: usize,
+    /// Open connections per client IP on one shard; 0 = unlimited.
+    pub connections_per_ip_max: usize,
+    /// Slowest request body accepted (slow-POST defence); `None`: no floor.
+    pub body_rate_min: Option<crate::relay::MinRate>,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +99,7 @@ pub struct Timeouts {
     pub upstream_connect: Duration,
     pub upstream_response: Duration,
     pub upstream_idle: Duration,
+    pub tunnel_idle: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +108,8 @@ pub struct Listener {
     pub addr: SocketAddr,
     /// Certificates when the listener speaks HTTPS.
     pub tls: Option<crate::tls::TlsSettings>,
+    /// Client IPs let in; others are closed at accept, before any byte is read.
+    pub access: crate::gateway::access::IpRules,
 }
 
 /// One problem in a file: the key path (`upstream[0].server[1].address`) and what is wrong.

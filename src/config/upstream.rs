@@ -39,6 +39,8 @@ pub struct Upstream {
     pub discovery: Option<Source>,
     /// `resolve_interval_ms`: re-resolution of hostnames and of `dns`/`dns_srv` sources.
     pub resolve_interval: Option<Duration>,
+    /// HTTPS to the servers (`[upstream.tls]`).
+    pub tls: Option<crate::upstream::tls::UpstreamTls>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +119,7 @@ pub(super) fn build(
         let entries = super::discovery::entries(u, i, discovery.as_ref(), errs);
         let interval = resolve_interval.filter(|_| discovery.is_none());
         let servers = servers(u, &entries, i, interval, &mut pools, &mut by_address, errs);
+        let tls = super::validate_edge::upstream_tls(u, i, config_file, &servers, errs);
         let balance = balance(u.balance);
         let ring = (balance == Balance::Hash && !servers.is_empty())
             .then(|| ring(&servers, &key("server"), errs))
@@ -141,6 +144,7 @@ pub(super) fn build(
             ring,
             discovery,
             resolve_interval,
+            tls,
         });
         scalars(u, i, errs);
     }

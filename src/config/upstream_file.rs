@@ -55,6 +55,24 @@ pub struct UpstreamFile {
     pub health: Option<HealthFile>,
     /// `[upstream.outlier]`: passive checks; absent: none.
     pub outlier: Option<OutlierFile>,
+    /// `[upstream.tls]`: speak HTTPS to the servers; absent: plain HTTP.
+    pub tls: Option<UpstreamTlsFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsFile {
+    /// PEM file of the CA certificates to trust; absent: the system's roots.
+    pub ca: Option<String>,
+    /// Name sent as SNI and checked against the certificate; default: each server's host.
+    pub server_name: Option<String>,
+    /// `false` accepts any certificate: for testing only, never in production.
+    #[serde(default = "yes")]
+    pub verify: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn hash_key() -> String {

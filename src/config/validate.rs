@@ -16,14 +16,20 @@ pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigE
     let server = server(&file.server, &mut errs);
     let limits = limits(&file.limits, &mut errs);
     let timeouts = timeouts(&file.timeouts, &mut errs);
-    let log = log(&file.log, &mut errs);
+    let log = log(&file.log, path, &mut errs);
     let listeners = listeners(&file.listeners, path, &mut errs);
     let (upstreams, pools) = super::upstream::build(&file.upstreams, path, &mut errs);
     let discovery = super::discovery::settings(&file.discovery, &mut errs);
     let dir = path.parent().unwrap_or(Path::new("."));
     let gateway = super::validate_auth::gateway(&file, dir, &mut errs);
-    let router =
-        super::validate_route::routes(&file.routes, &upstreams, &gateway, &timeouts, &mut errs);
+    let router = super::validate_route::routes(
+        &file.routes,
+        &upstreams,
+        &gateway,
+        &timeouts,
+        &server,
+        &mut errs,
+    );
     if !errs.is_empty() {
         return Err(errs);
     }
@@ -73,14 +79,17 @@ fn server(f: &ServerFile, errs: &mut Vec<ConfigError>) -> ServerSettings {
         d::TIMEOUT_MS_MAX,
         errs,
     );
+    let (hide_response_headers, server_header) = super::validate_edge::hiding(f, errs);
     ServerSettings {
         workers: f.workers.clone(),
         driver: f.driver,
         drain_timeout: Duration::from_millis(f.drain_timeout_ms),
+        hide_response_headers,
+        server_header,
     }
 }
 
-fn log(f: &LogFile, errs: &mut Vec<ConfigError>) -> LogSettings {
+fn log(f: &LogFile, path: &Path, errs: &mut Vec<ConfigError>) -> LogSettings {
     if !["error", "warn", "info", "debug", "trace"].contains(&f.level.as_str()) {
         errs.push(ConfigError::new(
             "log.level",
@@ -90,9 +99,13 @@ fn log(f: &LogFile, errs: &mut Vec<ConfigError>) -> LogSettings {
             ),
         ));
     }
+    let (access, access_format, access_fields) = super::validate_edge::access_log(f, path, errs);
     LogSettings {
         level: f.level.clone(),
         format: f.format,
+        access,
+        access_format,
+        access_fields,
     }
 }
 
@@ -130,6 +143,8 @@ fn limits(f: &LimitsFile, errs: &mut Vec<ConfigError>) -> Limits {
         uri_bytes_max: f.uri_bytes_max,
         body_bytes_max: f.body_bytes_max,
         connections_per_shard_max: f.connections_per_shard_max,
+        connections_per_ip_max: f.connections_per_ip_max,
+        body_rate_min: super::validate_edge::body_rate(f, errs),
     }
 }
 
@@ -156,6 +171,7 @@ fn timeouts(f: &TimeoutsFile, errs: &mut Vec<ConfigError>) -> Timeouts {
         upstream_connect: ms("upstream_connect_ms", f.upstream_connect_ms),
         upstream_response: ms("upstream_response_ms", f.upstream_response_ms),
         upstream_idle: ms("upstream_idle_ms", f.upstream_idle_ms),
+        tunnel_idle: ms("tunnel_idle_ms", f.tunnel_idle_ms),
     }
 }
 
@@ -166,6 +182,7 @@ fn listeners(files: &[ListenerFile], path: &Path, errs: &mut Vec<ConfigError>) -
             name: "default".into(),
             addr,
             tls: None,
+            access: Default::default(),
         }];
     }
     let mut out: Vec<Listener> = Vec::new();
@@ -195,7 +212,14 @@ fn listeners(files: &[ListenerFile], path: &Path, errs: &mut Vec<ConfigError>) -
             .tls
             .as_ref()
             .and_then(|t| tls(t, &format!("listener[{i}].tls"), path, errs));
-        out.push(Listener { name, addr, tls });
+        let access =
+            super::validate_edge::ip_rules(&l.allow, &l.deny, &format!("listener[{i}]"), errs);
+        out.push(Listener {
+            name,
+            addr,
+            tls,
+            access,
+        });
     }
     out
 }

@@ -4,7 +4,7 @@
 
 use super::file::RouteFile;
 use super::gateway_file::AggregatePartFile;
-use super::{ConfigError, Timeouts, Upstream};
+use super::{ConfigError, ServerSettings, Timeouts, Upstream};
 use crate::config::defaults as d;
 use crate::gateway::aggregate::{Aggregate, OnError, Part};
 use crate::gateway::rewrite::Rewrite;
@@ -22,13 +22,17 @@ pub(super) fn routes(
     upstreams: &[Upstream],
     gw: &Gateway,
     timeouts: &Timeouts,
+    server: &ServerSettings,
     errs: &mut Vec<ConfigError>,
 ) -> Router {
     let mut out = Vec::new();
     let mut file_index = Vec::new();
     for (i, r) in files.iter().enumerate() {
         let before = errs.len();
-        let route = route(i, r, upstreams, gw, timeouts, errs);
+        let route = route(i, r, upstreams, gw, timeouts, errs).map(|mut route| {
+            super::validate_route_policy::edge(r, i, server, &mut route.policy, errs);
+            route
+        });
         if let (Some(route), true) = (route, errs.len() == before) {
             out.push(route);
             file_index.push(i);

@@ -3,7 +3,7 @@
 
 use super::file::RouteFile;
 use super::gateway_file::HeaderOpsFile;
-use super::ConfigError;
+use super::{ConfigError, ServerSettings};
 use crate::gateway::auth::{Auth, JwtAuth};
 use crate::gateway::rate_limit::LimitKey;
 use crate::gateway::rewrite::Rewrite;
@@ -119,6 +119,40 @@ fn transforms(
         errs,
     );
     p.claims = claims;
+}
+
+/// The reverse-proxy settings of route `i`: CIDR lists, body limit, and the node-wide hiding of
+/// upstream fields merged into its response transforms (a route's own `set` of a hidden name
+/// still applies: it adds coregate's field after the upstream's is removed).
+pub(super) fn edge(
+    r: &RouteFile,
+    i: usize,
+    server: &ServerSettings,
+    p: &mut RoutePolicy,
+    errs: &mut Vec<ConfigError>,
+) {
+    let rules = super::validate_edge::ip_rules(&r.allow, &r.deny, &format!("route[{i}]"), errs);
+    p.access = (!rules.is_empty()).then_some(rules);
+    p.body_bytes_max = r.body_bytes_max;
+    let ops = &mut p.response_ops;
+    for name in &server.hide_response_headers {
+        if !ops.remove.contains(name) {
+            ops.remove.push(name.clone());
+        }
+    }
+    if let Some(value) = &server.server_header {
+        let sets_server = ops
+            .fields
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(b"server"));
+        if !sets_server {
+            if !ops.remove.iter().any(|n| &**n == b"server") {
+                ops.remove.push(b"server".to_vec().into_boxed_slice());
+            }
+            ops.fields
+                .push((b"Server".to_vec().into(), Template::literal(value)));
+        }
+    }
 }
 
 fn rewrite(

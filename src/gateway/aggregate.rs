@@ -190,12 +190,14 @@ async fn call(
     let _load = lb.begin(i);
     let server = &upstream.servers[i];
     let addr = shard.pools.addr(server.pool).unwrap_or(server.addr);
-    let mut up = match shard
+    let tls = snap.tls_target(id, upstream, server);
+    let pooled = shard
         .pools
         .checkout(server.pool, cfg.timeouts.upstream_idle)
-    {
+        .filter(|c| c.stream.is_tls() == tls.is_some());
+    let mut up = match pooled {
         Some(up) => up,
-        None => upstream::connect(addr, server.pool, cfg.timeouts.upstream_connect)
+        None => upstream::connect(addr, server.pool, cfg.timeouts.upstream_connect, tls)
             .await
             .map_err(|_| PartError::Unavailable)?,
     };

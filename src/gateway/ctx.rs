@@ -1,10 +1,53 @@
 //! `RequestCtx`: the one plain per-request context the phases fill in and the action reads
 //! (route, captured parameters, consumer, claims, rendered fields, rewritten target). One per
 //! connection, cleared per request, so its buffers are reused across keep-alive requests.
+//! `outcome` and `cache_status` are the facts the access log (and counters) read at the end.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::config::UpstreamId;
 use crate::router::{Params, RouteId};
+
+/// What became of a request: filled by whoever answers it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Status sent to the client; 0 until an answer is written.
+    pub status: u16,
+    /// Body bytes sent to the client (tunnelled bytes for an upgrade).
+    pub body_bytes: u64,
+    /// The server that answered: (cluster, index in the membership the request used).
+    pub upstream: Option<(UpstreamId, usize)>,
+    /// The address it was reached at.
+    pub upstream_addr: Option<std::net::SocketAddr>,
+    /// Request sent → response head received, on that server.
+    pub upstream_time: Option<Duration>,
+}
+
+/// The response cache's verdict on a request (the cache fills it; "-" without one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CacheStatus {
+    /// No cache involved.
+    #[default]
+    None,
+    Hit,
+    Miss,
+    /// Served stale (upstream failing).
+    Stale,
+    /// Not cacheable (method, Cache-Control…).
+    Bypass,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::None => "-",
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+            CacheStatus::Stale => "STALE",
+            CacheStatus::Bypass => "BYPASS",
+        }
+    }
+}
 
 #[derive(Debug)]
 pub struct RequestCtx {
@@ -24,6 +67,8 @@ pub struct RequestCtx {
     /// Rewritten upstream request-target, when `rewritten`.
     pub target: Vec<u8>,
     pub rewritten: bool,
+    pub outcome: Outcome,
+    pub cache_status: CacheStatus,
 }
 
 impl Default for RequestCtx {
@@ -39,6 +84,8 @@ impl Default for RequestCtx {
             answer_fields: Vec::new(),
             target: Vec::new(),
             rewritten: false,
+            outcome: Outcome::default(),
+            cache_status: CacheStatus::None,
         }
     }
 }
@@ -64,5 +111,7 @@ impl RequestCtx {
         self.answer_fields.clear();
         self.target.clear();
         self.rewritten = false;
+        self.outcome = Outcome::default();
+        self.cache_status = CacheStatus::None;
     }
 }

@@ -1,7 +1,7 @@
 //! The API-gateway phases of a request, run by `connection` in a fixed order after routing:
 //!
 //! ```text
-//! access rules (reserved: IP allow/deny) → CORS (preflight answered here) → auth (JWT, API key)
+//! access rules (client IP lists, body limit) → CORS (preflight answered here) → auth (JWT, API key)
 //!   → rate limit → cache lookup (reserved) → action: respond | aggregate | forward
 //! ```
 //!
@@ -10,6 +10,7 @@
 //! connection writes every such answer through one writer. Policies (`Auth`, `RateLimitPolicy`,
 //! `CorsPolicy`) are built at load into `Gateway`; per-shard state (buckets) lives in `Shard`.
 
+pub mod access;
 pub mod aggregate;
 pub mod auth;
 pub mod bucket;
@@ -24,7 +25,7 @@ pub mod transform;
 use std::hash::BuildHasher;
 
 use crate::http::request::RequestHead;
-use crate::http::HeaderSpan;
+use crate::http::{BodyKind, HeaderSpan};
 use crate::router::Route;
 use crate::shard::Shard;
 
@@ -57,6 +58,10 @@ pub struct RoutePolicy {
     pub response_ops: HeaderOps,
     /// Claims the route's templates use; `RequestCtx::claims` holds their values.
     pub claims: Vec<String>,
+    /// Client IP rules of the route (403); `None`: none.
+    pub access: Option<access::IpRules>,
+    /// Request body limit replacing `limits.body_bytes_max` on this route.
+    pub body_bytes_max: Option<u64>,
 }
 
 /// What a phase decided.
@@ -72,7 +77,10 @@ pub struct RequestView<'a> {
     pub buf: &'a [u8],
     pub head: &'a RequestHead,
     pub headers: &'a [HeaderSpan],
+    /// The client's address as text (X-Forwarded-For, `${client_ip}`, rate-limit keys).
     pub client_ip: &'a [u8],
+    /// The client's address (access rules).
+    pub peer: std::net::IpAddr,
 }
 
 /// Run the request phases in their fixed order.
@@ -83,7 +91,9 @@ pub async fn request_phases(
     ctx: &mut RequestCtx,
     req: &RequestView<'_>,
 ) -> Step {
-    // Access rules (IP allow/deny, method lists) plug in here, before anything else.
+    if let Step::Respond(s) = access_phase(route, req) {
+        return Step::Respond(s);
+    }
     if let Step::Respond(s) = cors_phase(gw, route, ctx, req) {
         return Step::Respond(s);
     }
@@ -94,6 +104,22 @@ pub async fn request_phases(
         return Step::Respond(s);
     }
     // Cache lookup plugs in here: after the limits, before the action.
+    Step::Continue
+}
+
+/// Access rules, before anything else: the route's client IP lists (403) and its body limit
+/// on a declared Content-Length (413). Method lists are the router's (405 + Allow).
+fn access_phase(route: &Route, req: &RequestView<'_>) -> Step {
+    if let Some(rules) = &route.policy.access {
+        if !rules.permits(req.peer) {
+            return Step::Respond(403);
+        }
+    }
+    if let (Some(max), BodyKind::Length(n)) = (route.policy.body_bytes_max, req.head.body) {
+        if n > max {
+            return Step::Respond(413);
+        }
+    }
     Step::Continue
 }
 

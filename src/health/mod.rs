@@ -128,6 +128,17 @@ async fn control_main(plan: Plan) {
 async fn probe_loop(state: Rc<State>, u: UpstreamId, address: String, stagger: Duration) {
     monoio::time::sleep(stagger).await;
     let mut request = None;
+    // An HTTPS cluster is probed over TLS, with the name its requests use.
+    let (connector, name) = {
+        let c = state.clusters[u].borrow();
+        match &c.upstream.tls {
+            Some(t) => (
+                Some(monoio_rustls::TlsConnector::from(t.client_config())),
+                t.name_for(&address),
+            ),
+            None => (None, None),
+        }
+    };
     loop {
         let (addr, check) = {
             let c = state.clusters[u].borrow();
@@ -140,7 +151,8 @@ async fn probe_loop(state: Rc<State>, u: UpstreamId, address: String, stagger: D
             (state.pools.borrow().addrs[s.pool], check)
         };
         let req = request.get_or_insert_with(|| probe::request(&check, &address));
-        let outcome = probe::probe(addr, req, &check).await;
+        let tls = connector.as_ref().map(|c| (c, name.clone()));
+        let outcome = probe::probe(addr, req, &check, tls).await;
         let pass = matches!(outcome, Ok(status) if probe::passes(&check, status));
         if !pass {
             tracing::debug!(upstream = u, server = %address, ?outcome, "health probe failed");

@@ -1,10 +1,9 @@
-//! One active health probe: connect, `GET path` with `Connection: close`, read the status line,
+//! One active health probe: connect (and TLS for an HTTPS cluster), `GET path` with `Connection: close`, read the status line,
 //! all within the check's timeout. Runs on the control thread, never on a shard.
 
 use std::net::SocketAddr;
 
 use monoio::io::AsyncWriteRentExt;
-use monoio::net::TcpStream;
 
 use crate::buf::RecvBuf;
 use crate::config::HealthCheck;
@@ -28,8 +27,10 @@ pub async fn probe(
     addr: SocketAddr,
     request: &[u8],
     check: &HealthCheck,
+    tls: crate::upstream::TlsTarget<'_>,
 ) -> Result<u16, &'static str> {
-    match monoio::time::timeout(check.timeout, exchange(addr, request.to_vec())).await {
+    let exchange = exchange(addr, request.to_vec(), check, tls);
+    match monoio::time::timeout(check.timeout, exchange).await {
         Ok(r) => r,
         Err(_) => Err("timed out"),
     }
@@ -40,10 +41,20 @@ pub fn passes(check: &HealthCheck, status: u16) -> bool {
     check.expect_status.contains(&status)
 }
 
-async fn exchange(addr: SocketAddr, request: Vec<u8>) -> Result<u16, &'static str> {
-    let mut stream = TcpStream::connect_addr(addr)
+/// Connect (TLS too for a `[upstream.tls]` cluster), send, read the head.
+async fn exchange(
+    addr: SocketAddr,
+    request: Vec<u8>,
+    check: &HealthCheck,
+    tls: crate::upstream::TlsTarget<'_>,
+) -> Result<u16, &'static str> {
+    let up = crate::upstream::connect(addr, 0, check.timeout, tls)
         .await
-        .map_err(|_| "connect failed")?;
+        .map_err(|e| match e {
+            crate::error::ProxyError::UpstreamTls => "TLS handshake failed",
+            _ => "connect failed",
+        })?;
+    let mut stream = up.stream;
     let (res, _) = stream.write_all(request).await;
     res.map_err(|_| "write failed")?;
     let mut buf = RecvBuf::with_capacity(1024);

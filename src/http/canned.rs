@@ -42,6 +42,15 @@ impl StaticResponse {
         out.extend_from_slice(&all[line..]);
     }
 
+    /// Bytes of the body as sent (none for HEAD requests or bodiless statuses).
+    pub fn body_len(&self, head_only: bool) -> u64 {
+        if head_only {
+            0
+        } else {
+            (self.keep.len() - self.keep_head) as u64
+        }
+    }
+
     /// The bytes to write; `head_only` for HEAD requests (same head, no body).
     pub fn bytes(&self, close: bool, head_only: bool) -> &[u8] {
         let (all, head) = if close {

@@ -58,6 +58,9 @@ pub struct RequestHead {
     /// The client wants the connection kept after this exchange.
     pub keep_alive: bool,
     pub expect_continue: bool,
+    /// An upgrade request to forward (`Connection: upgrade` with an `Upgrade` field, HTTP/1.1,
+    /// no body, not h2c): a 101 answer turns the connection into a tunnel.
+    pub upgrade: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,6 +161,10 @@ pub fn parse(
         Err(e) => return Err(RequestError::Bad(framing_reason(e))),
     };
     let expect_continue = expectation(buf, headers, version)?;
+    let upgrade = conn.upgrade
+        && version == Version::Http11
+        && body == BodyKind::None
+        && upgrade_wanted(buf, headers);
     let keep_alive = match version {
         Version::Http11 => !conn.close,
         Version::Http10 => conn.keep_alive && !conn.close,
@@ -181,7 +188,28 @@ pub fn parse(
         body,
         keep_alive,
         expect_continue,
+        upgrade,
     }))
+}
+
+/// The Upgrade fields name at least one protocol, and none is h2c (cleartext HTTP/2 is not
+/// spoken here; such a request is forwarded as plain HTTP/1.1 without its Upgrade).
+fn upgrade_wanted(buf: &[u8], headers: &[HeaderSpan]) -> bool {
+    let mut any = false;
+    for h in headers.iter().filter(|h| is_upgrade(buf, h)) {
+        for p in header::list_items(h.value.get(buf)) {
+            if p.eq_ignore_ascii_case(b"h2c") {
+                return false;
+            }
+            any = true;
+        }
+    }
+    any
+}
+
+/// An `Upgrade` field (hop-by-hop: copied only for upgrade requests and 101 answers).
+pub fn is_upgrade(buf: &[u8], h: &HeaderSpan) -> bool {
+    h.kind == HeaderKind::HopByHop && h.name.get(buf).eq_ignore_ascii_case(b"upgrade")
 }
 
 /// An incomplete head that already fills the limit will never fit: 414 when the request line
@@ -363,6 +391,8 @@ mod tests {
             uri_bytes_max: 64,
             body_bytes_max: d::BODY_BYTES_MAX,
             connections_per_shard_max: 10,
+            connections_per_ip_max: 0,
+            body_rate_min: None,
         }
     }
 
@@ -481,6 +511,27 @@ mod tests {
         assert_eq!(r.method, Method::Options);
         // A bare LF may end a line (RFC 9112 §2.2); coregate re-serialises with CRLF.
         assert!(ok("GET / HTTP/1.1\nHost: h\n\n").keep_alive);
+    }
+
+    #[test]
+    fn upgrade_requests() {
+        let ws = "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\n\
+Upgrade: websocket\r\n\r\n";
+        assert!(ok(ws).upgrade);
+        // Without the Connection option, over HTTP/1.0, with a body, or to h2c: plain HTTP.
+        assert!(!ok("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n").upgrade);
+        assert!(!ok("GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n").upgrade);
+        assert!(
+            !ok("POST / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\n\
+Upgrade: websocket\r\nContent-Length: 1\r\n\r\nx")
+            .upgrade
+        );
+        assert!(
+            !ok("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n").upgrade
+        );
+        assert!(
+            !ok("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: \r\n\r\n").upgrade
+        );
     }
 
     #[test]

@@ -86,8 +86,43 @@ pub fn request_head(
     out.extend_from_slice(b"\r\n");
     via(out, buf, headers, head.version);
     out.extend_from_slice(info.edits.extra);
+    if head.upgrade {
+        upgrade_fields(out, buf, headers);
+    }
     framing_field(out, framing);
     out.extend_from_slice(b"\r\n");
+}
+
+/// The client's `101 Switching Protocols` head: the upstream's fields (edits applied), Via,
+/// coregate's extra fields, and the upgrade fields themselves (hop-by-hop, so written here).
+pub fn switching_head(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    head: &ResponseHead,
+    headers: &[HeaderSpan],
+    extra: &[u8],
+    edits: &FieldEdits<'_>,
+) {
+    out.extend_from_slice(b"HTTP/1.1 101 ");
+    out.extend_from_slice(head.reason.get(buf));
+    out.extend_from_slice(b"\r\n");
+    copy_fields(out, buf, headers, edits);
+    via(out, buf, headers, head.version);
+    out.extend_from_slice(edits.extra);
+    out.extend_from_slice(extra);
+    upgrade_fields(out, buf, headers);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Every `Upgrade` field as received, then `Connection: upgrade`.
+fn upgrade_fields(out: &mut Vec<u8>, buf: &[u8], headers: &[HeaderSpan]) {
+    for h in headers
+        .iter()
+        .filter(|h| super::request::is_upgrade(buf, h))
+    {
+        field(out, b"Upgrade", h.value.get(buf));
+    }
+    out.extend_from_slice(b"Connection: upgrade\r\n");
 }
 
 /// Client response head. `close`: this is the last response on the connection. `extra`:
@@ -209,6 +244,8 @@ mod tests {
             uri_bytes_max: d::URI_BYTES_MAX,
             body_bytes_max: d::BODY_BYTES_MAX,
             connections_per_shard_max: 1,
+            connections_per_ip_max: 0,
+            body_rate_min: None,
         }
     }
 

@@ -20,7 +20,7 @@ use crate::http::BodyKind;
 use crate::relay::Relay;
 use crate::shard::{Shard, Snapshot};
 use crate::upstream::retry::{self, Failure};
-use crate::upstream::{self, UpstreamConn};
+use crate::upstream::{self, TlsTarget, UpstreamConn};
 
 /// The attempt loop: pick a server, try it; on a failure that allows it, pick another one not
 /// tried yet, up to `retries` more times and within the cluster's retry budget.
@@ -37,7 +37,7 @@ pub(super) async fn exchange(
 ) -> Result<bool, ProxyError> {
     let cfg = &snap.config;
     if let BodyKind::Length(n) = head.body {
-        if n > cfg.limits.body_bytes_max {
+        if n > changes.body_bytes_max {
             return Err(ProxyError::BodyTooLarge);
         }
     }
@@ -65,10 +65,18 @@ pub(super) async fn exchange(
         let load = c.lb.begin(server);
         let started = Instant::now();
         let target = &upstream.servers[server];
-        match attempt(conn, shard, cfg, target, &mut body, head, ex, replayable).await {
+        let tls = snap.tls_target(id, upstream, target);
+        match attempt(
+            conn, shard, cfg, target, tls, &mut body, head, ex, replayable,
+        )
+        .await
+        {
             Ok((up, resp)) => {
                 let now = Instant::now();
                 let latency = now - started;
+                ex.outcome.upstream = Some((id, server));
+                ex.outcome.upstream_addr = Some(up.addr);
+                ex.outcome.upstream_time = Some(latency);
                 c.report(
                     server,
                     c.lb.answered(upstream, server, resp.status, latency, now),
@@ -172,6 +180,7 @@ async fn attempt(
     shard: &Shard,
     cfg: &Config,
     server: &UpstreamServer,
+    tls: TlsTarget<'_>,
     body: &mut Relay,
     head: &RequestHead,
     ex: &mut Exchange,
@@ -179,12 +188,15 @@ async fn attempt(
 ) -> Result<(UpstreamConn, ResponseHead), Failure> {
     let addr = shard.pools.addr(server.pool).unwrap_or(server.addr);
     let connect_timeout = cfg.timeouts.upstream_connect;
-    let mut up = match shard
+    // A pooled connection of the other kind (a plain and an HTTPS cluster naming one
+    // address) is not reused.
+    let pooled = shard
         .pools
         .checkout(server.pool, cfg.timeouts.upstream_idle)
-    {
+        .filter(|c| c.stream.is_tls() == tls.is_some());
+    let mut up = match pooled {
         Some(up) => up,
-        None => upstream::connect(addr, server.pool, connect_timeout)
+        None => upstream::connect(addr, server.pool, connect_timeout, tls.clone())
             .await
             .map_err(Failure::Connect)?,
     };
@@ -193,7 +205,7 @@ async fn attempt(
             Ok(resp) => return Ok((up, resp)),
             Err(Attempt::Retry(e)) if up.reused && replayable => {
                 debug!(server = %server.address, error = %e, "pooled connection failed; retrying on a fresh one");
-                up = upstream::connect(addr, server.pool, connect_timeout)
+                up = upstream::connect(addr, server.pool, connect_timeout, tls.clone())
                     .await
                     .map_err(Failure::Connect)?;
             }

@@ -4,11 +4,13 @@
 pub mod dns;
 pub mod pool;
 pub mod retry;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use monoio::net::TcpStream;
+use rustls::pki_types::ServerName;
 
 use crate::buf::RecvBuf;
 use crate::error::ProxyError;
@@ -31,20 +33,42 @@ pub struct UpstreamConn {
     pub idle_since: std::time::Instant,
 }
 
-/// Open a new connection within `timeout`.
+/// How to secure a new connection: the shard's TLS connector for the cluster and the name to
+/// send and check (`None` when the server's host makes none: the handshake then fails).
+/// `None` altogether: plain TCP.
+pub type TlsTarget<'a> = Option<(&'a monoio_rustls::TlsConnector, Option<ServerName<'static>>)>;
+
+/// Open a new connection (TCP, then the TLS handshake when `tls` says so) within `timeout`.
 pub async fn connect(
     addr: SocketAddr,
     pool: usize,
     timeout: Duration,
+    tls: TlsTarget<'_>,
 ) -> Result<UpstreamConn, ProxyError> {
-    let stream = match monoio::time::timeout(timeout, TcpStream::connect_addr(addr)).await {
+    let deadline = monoio::time::Instant::now() + timeout;
+    let tcp = match monoio::time::timeout_at(deadline, TcpStream::connect_addr(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(ProxyError::UpstreamConnect(e.kind())),
         Err(_) => return Err(ProxyError::UpstreamConnectTimeout),
     };
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let stream = match tls {
+        None => Stream::from(tcp),
+        Some((_, None)) => return Err(ProxyError::UpstreamTls),
+        Some((connector, Some(name))) => {
+            // A cancelled handshake leaves nothing to reuse: the stream is dropped.
+            match monoio::time::timeout_at(deadline, connector.connect(name, tcp)).await {
+                Ok(Ok(s)) => Stream::tls_up(s),
+                Ok(Err(e)) => {
+                    tracing::debug!(%addr, error = %e, "upstream TLS handshake failed");
+                    return Err(ProxyError::UpstreamTls);
+                }
+                Err(_) => return Err(ProxyError::UpstreamConnectTimeout),
+            }
+        }
+    };
     Ok(UpstreamConn {
-        stream: Stream::from(stream),
+        stream,
         buf: RecvBuf::with_capacity(UPSTREAM_BUF_BYTES),
         pool,
         addr,
