@@ -167,30 +167,6 @@ fn bad_certificate_files_fail_check() {
     assert_eq!(code, Some(0), "{err}");
 }
 
-/// A rustls client over a std socket, trusting `ca`.
-fn tls_client(
-    addr: std::net::SocketAddr,
-    ca: &Path,
-    name: &str,
-) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let conn = rustls::ClientConnection::new(
-        std::sync::Arc::new(cfg),
-        ServerName::try_from(name.to_string()).unwrap(),
-    )
-    .unwrap();
-    let sock = std::net::TcpStream::connect(addr).unwrap();
-    sock.set_read_timeout(Some(DEADLINE)).unwrap();
-    rustls::StreamOwned::new(conn, sock)
-}
-
 #[test]
 fn slow_tls_client_times_out_cleanly() {
     use std::io::{Read, Write};
