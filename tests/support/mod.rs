@@ -383,6 +383,8 @@ pub struct Proxy {
     /// Bound address of each listener, in config order.
     pub addrs: Vec<SocketAddr>,
     log: Arc<Mutex<String>>,
+    /// Everything the proxy wrote to stdout (the access log with `access = "stdout"`).
+    out: Arc<Mutex<String>>,
     config_path: PathBuf,
 }
 
@@ -419,7 +421,7 @@ impl Proxy {
             .arg(&path)
             .arg("--log-level")
             .arg("debug");
-        cmd.stdout(Stdio::null())
+        cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(Stdio::null());
         cmd.env_remove("RUST_LOG");
@@ -427,6 +429,19 @@ impl Proxy {
             cmd.env("MONOIO_FORCE_LEGACY_DRIVER", "1");
         }
         let mut child = cmd.spawn().expect("spawn coregate");
+        let stdout = child.stdout.take().unwrap();
+        let out = Arc::new(Mutex::new(String::new()));
+        {
+            let out = out.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    let mut o = out.lock().unwrap();
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            });
+        }
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -465,6 +480,7 @@ impl Proxy {
             child,
             addrs,
             log,
+            out,
             config_path: path,
         }
     }
@@ -479,6 +495,11 @@ impl Proxy {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// What the proxy printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.out.lock().unwrap().clone()
     }
 
     pub fn signal(&self, sig: i32) {
