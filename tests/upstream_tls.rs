@@ -1,0 +1,125 @@
+//! TLS to upstreams: a coregate ("front") speaks HTTPS to a second coregate ("back", a real
+//! rustls TLS listener) in front of a recording origin. Verified against a given CA with the
+//! right name, refused (502) with the wrong name unless `verify = false`, TLS connections
+//! pooled and reused, health probes over TLS, and a WebSocket tunnel over an upstream TLS
+//! connection.
+
+mod support;
+
+use std::net::{SocketAddr, TcpStream};
+
+use support::*;
+use tungstenite::Message;
+
+/// The back end: HTTPS with the `backend.test` certificate in front of `origin`.
+fn back(certs: &Certs, origin: SocketAddr) -> Proxy {
+    Proxy::start(&format!(
+        "[server]\nworkers = 1\n[[listener]]\nlisten = \"127.0.0.1:0\"\n[listener.tls]\n\
+cert = \"{}\"\nkey = \"{}\"\n[[upstream]]\nname = \"origin\"\n[[upstream.server]]\naddress = \"{}\"\n\
+[[route]]\nupstream = \"origin\"\n",
+        certs.cert("backend.test").display(),
+        certs.key("backend.test").display(),
+        origin
+    ))
+}
+
+/// The front: plain HTTP, forwarding over TLS to `back` with the given `[upstream.tls]` keys.
+fn front(back: &Proxy, tls: &str, extra: &str) -> Proxy {
+    Proxy::start(&format!(
+        "[server]\nworkers = 1\n[[listener]]\nlisten = \"127.0.0.1:0\"\n\
+[[upstream]]\nname = \"secure\"\nretries = 0\n[[upstream.server]]\naddress = \"{}\"\n\
+[upstream.tls]\n{tls}\n{extra}\n[[route]]\nupstream = \"secure\"\n",
+        back.addr()
+    ))
+}
+
+fn accepted(p: &Proxy) -> usize {
+    p.log().matches("connection accepted").count()
+}
+
+#[test]
+fn https_upstream_verified_against_a_ca_and_pooled() {
+    let certs = Certs::generate(&["backend.test"]);
+    let origin = Origin::echo();
+    let back = back(&certs, origin.addr);
+    let tls = format!(
+        "ca = \"{}\"\nserver_name = \"backend.test\"",
+        certs.ca().display()
+    );
+    let front = front(&back, &tls, "");
+    let mut c = Client::connect(front.addr());
+    for i in 0..5 {
+        let r = c.get(&format!("/over-tls/{i}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-target"), Some(format!("/over-tls/{i}").as_str()));
+    }
+    let got = origin.wait_requests(5);
+    // The back end saw the requests arrive on its TLS listener.
+    assert!(got.iter().all(|r| r.header("x-forwarded-proto") == Some("https")));
+    // One TLS connection from the front's pool carried all five.
+    assert_eq!(accepted(&back), 1, "{}", back.log());
+}
+
+#[test]
+fn wrong_name_is_502_unless_verification_is_off() {
+    let certs = Certs::generate(&["backend.test"]);
+    let origin = Origin::echo();
+    let back = back(&certs, origin.addr);
+    let ca = certs.ca();
+    let wrong = front(
+        &back,
+        &format!("ca = \"{}\"\nserver_name = \"other.test\"", ca.display()),
+        "",
+    );
+    assert_eq!(Client::connect(wrong.addr()).get("/").status, 502);
+    // The system roots do not know the test CA either.
+    let system = front(&back, "server_name = \"backend.test\"", "");
+    assert_eq!(Client::connect(system.addr()).get("/").status, 502);
+    assert_eq!(origin.request_count(), 0);
+    let unchecked = front(&back, "server_name = \"other.test\"\nverify = false", "");
+    assert_eq!(Client::connect(unchecked.addr()).get("/x").status, 200);
+    assert_eq!(origin.request_count(), 1);
+}
+
+#[test]
+fn health_probes_speak_tls() {
+    let certs = Certs::generate(&["backend.test"]);
+    let origin = Origin::echo();
+    let back = back(&certs, origin.addr);
+    let tls = format!(
+        "ca = \"{}\"\nserver_name = \"backend.test\"",
+        certs.ca().display()
+    );
+    let health = "[upstream.health]\npath = \"/healthz\"\ninterval_ms = 50\nunhealthy_threshold = 1\n";
+    let front = front(&back, &tls, health);
+    // Probes reach the origin through the TLS listener, and pass: the server stays up.
+    wait_until(DEADLINE, "three probes over TLS", || {
+        origin.count_to("/healthz") >= 3
+    });
+    assert_eq!(Client::connect(front.addr()).get("/after-probes").status, 200);
+    assert!(!front.log().contains("health probe failed"), "{}", front.log());
+}
+
+#[test]
+fn websocket_through_an_upstream_tls_connection() {
+    let certs = Certs::generate(&["backend.test"]);
+    let ws_origin = WsOrigin::start();
+    let back = back(&certs, ws_origin.addr);
+    let tls = format!(
+        "ca = \"{}\"\nserver_name = \"backend.test\"",
+        certs.ca().display()
+    );
+    let front = front(&back, &tls, "");
+    let stream = TcpStream::connect(front.addr()).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let url = format!("ws://127.0.0.1:{}/tunnel", front.addr().port());
+    let (mut ws, resp) = tungstenite::client(url, stream).expect("handshake over two hops");
+    assert_eq!(resp.status(), 101);
+    let big: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    ws.send(Message::binary(big.clone())).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::binary(big));
+    ws.send(Message::text("bye")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("bye"));
+    ws.close(None).unwrap();
+    assert_eq!(ws_origin.paths(), vec!["/tunnel".to_string()]);
+}
