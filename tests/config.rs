@@ -1060,3 +1060,107 @@ fn gateway_defaults_apply() {
     assert_eq!((r.key.clone(), r.scope), (LimitKey::ClientIp, Scope::Node));
     assert_eq!(r.keys_max, 100_000);
 }
+
+// === reverse-proxy keys: hiding, access log, protection, tunnels, upstream TLS ===
+
+#[test]
+fn edge_defaults_apply() {
+    let c = config::from_toml("", Path::new("e.toml")).unwrap();
+    let hidden: Vec<&[u8]> = c.server.hide_response_headers.iter().map(|h| &**h).collect();
+    assert_eq!(hidden, vec![&b"server"[..], b"x-powered-by"]);
+    assert_eq!(c.server.server_header, None);
+    assert_eq!(c.log.access, None);
+    assert_eq!(c.log.access_format, coregate::access_log::Format::Combined);
+    assert_eq!(c.log.access_fields.len(), d::ACCESS_FIELDS.len());
+    assert_eq!(c.limits.connections_per_ip_max, 0);
+    assert_eq!(c.limits.body_rate_min, None);
+    assert_eq!(d::CLIENT_BODY_RATE_WINDOW_MS, 10_000);
+    assert_eq!(c.timeouts.tunnel_idle.as_millis(), 300_000);
+    assert!(c.listeners[0].access.is_empty());
+    let c = config::from_toml(
+        "[limits]\nclient_body_rate_min_bytes_per_s = 100\n[log]\naccess = \"stdout\"\n",
+        Path::new("e.toml"),
+    )
+    .unwrap();
+    let rate = c.limits.body_rate_min.unwrap();
+    assert_eq!((rate.bytes_per_s, rate.window.as_millis()), (100, 10_000));
+    assert_eq!(c.log.access, Some(coregate::access_log::Target::Stdout));
+}
+
+#[test]
+fn edge_errors_name_their_keys() {
+    fails(
+        "[server]\nhide_response_headers = [\"bad name\"]\n",
+        "server.hide_response_headers[0]",
+        "not a field name",
+    );
+    fails(
+        "[server]\nserver_header = \"a\\u0007b\"\n",
+        "server.server_header",
+        "printable",
+    );
+    fails("[log]\naccess = \"\"\n", "log.access", "is empty");
+    fails(
+        "[log]\naccess = \"/no/such/dir/access.log\"\n",
+        "log.access",
+        "no such directory",
+    );
+    fails("[log]\naccess_format = \"xml\"\n", "log.access_format", "unknown variant");
+    fails(
+        "[log]\naccess_fields = [\"status\", \"colour\"]\n",
+        "log.access_fields[1]",
+        "not one of",
+    );
+    fails(
+        "[log]\naccess_fields = [\"status\", \"status\"]\n",
+        "log.access_fields[1]",
+        "twice",
+    );
+    fails(
+        "[limits]\nclient_body_rate_window_ms = 10\n",
+        "limits.client_body_rate_window_ms",
+        "outside",
+    );
+    fails(
+        "[limits]\nclient_body_rate_min_bytes_per_s = 10000000000000\n",
+        "limits.client_body_rate_min_bytes_per_s",
+        "more than",
+    );
+    fails("[timeouts]\ntunnel_idle_ms = 0\n", "timeouts.tunnel_idle_ms", "outside");
+}
+
+#[test]
+fn cidr_errors_name_their_keys() {
+    let listener = |k: &str| format!("[[listener]]\nlisten = \"127.0.0.1:0\"\n{k}\n");
+    fails(
+        &listener("allow = [\"10.0.0.0/33\"]"),
+        "listener[0].allow",
+        "not an IP address or CIDR",
+    );
+    fails(
+        &listener("deny = [\"10.0.0.1/8\"]"),
+        "listener[0].deny",
+        "host bits",
+    );
+    let route = |k: &str| format!("{UP}[[route]]\nupstream = \"app\"\n{k}\n");
+    fails(&route("allow = [\"example.com\"]"), "route[0].allow", "not an IP");
+    fails(&route("deny = [\"::1/129\"]"), "route[0].deny", "not an IP");
+    assert!(errors(&route("allow = [\"10.0.0.0/8\", \"::1\"]\ndeny = [\"10.0.0.66\"]")).is_empty());
+}
+
+#[test]
+fn upstream_tls_errors_name_their_keys() {
+    let up = |tls: &str| {
+        format!("[[upstream]]\nname = \"s\"\n[[upstream.server]]\naddress = \"127.0.0.1:9443\"\n[upstream.tls]\n{tls}\n")
+    };
+    fails(&up("ca = \"missing-ca.pem\""), "upstream[0].tls.ca", "cannot read");
+    fails(&up("ca = \"Cargo.toml\""), "upstream[0].tls.ca", "no certificate");
+    fails(
+        &up("server_name = \"bad name!\""),
+        "upstream[0].tls.server_name",
+        "not a DNS name",
+    );
+    fails(&up("sni = \"x\""), "upstream[0].tls.sni", "unknown field");
+    assert!(errors(&up("ca = \"config/certs/ca.pem\"\nserver_name = \"localhost\"")).is_empty());
+    assert!(errors(&up("verify = false")).is_empty());
+}
