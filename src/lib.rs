@@ -4,18 +4,21 @@
 //! ```text
 //! main ─► config::load ─► server::Server::bind ─► start: one shard thread per core
 //!   shard      pinned thread, own monoio runtime, pools, balancers; control by message
-//!   listener   SO_REUSEPORT socket per shard; accept loop; connection limit
+//!   listener   SO_REUSEPORT socket per shard; accept loop; client IP rules; connection
+//!              limits (per shard, per client IP)
 //!   connection keep-alive loop: read head → http::request::parse → router::route
 //!              → gateway phases (access → CORS → auth → rate limit → cache)
 //!              → respond (static) | gateway::aggregate | proxy::forward;
-//!              the only writer to the client
+//!              the only writer to the client; one access_log line per request
 //!   gateway    API-gateway policies: auth (JWT, API keys), rate limits (per-shard buckets,
 //!              leases from the key's owner shard, or from Redis for global limits: redis),
 //!              CORS, header transforms, rewrites
 //!   proxy      balancer::pick → upstream::pool checkout | connect → http::write head
 //!              → relay body → http::response::parse → write head → relay body → pool checkin;
 //!              on a connect failure or an unanswered request: pick another server (retries,
-//!              retry budget: upstream::retry)
+//!              retry budget: upstream::retry); TLS to upstreams: upstream::tls;
+//!              a 101 to an upgrade request: proxy::upgrade → tunnel (both ways at once)
+//!   access_log per-shard line buffers handed to one writer thread, never blocking a shard
 //!   error      ProxyError → status and connection fate, in one place
 //!   health     control thread (own runtime): active probes, node-wide ejections, cluster
 //!              memberships; tells every shard by shard::Control message. upstream::dns
