@@ -32,9 +32,18 @@ fn parse_combined(line: &str) -> Combined {
     let (time, rest) = rest.split_once("] \"").unwrap_or_else(|| bad(line));
     let (request, rest) = rest.split_once("\" ").unwrap_or_else(|| bad(line));
     let mut it = rest.splitn(3, ' ');
-    let status: u16 = it.next().and_then(|s| s.parse().ok()).unwrap_or_else(|| bad(line));
-    let bytes: u64 = it.next().and_then(|s| s.parse().ok()).unwrap_or_else(|| bad(line));
-    let rest = it.next().and_then(|r| r.strip_prefix('"')).unwrap_or_else(|| bad(line));
+    let status: u16 = it
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| bad(line));
+    let bytes: u64 = it
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| bad(line));
+    let rest = it
+        .next()
+        .and_then(|r| r.strip_prefix('"'))
+        .unwrap_or_else(|| bad(line));
     let (referer, rest) = rest.split_once("\" \"").unwrap_or_else(|| bad(line));
     let (agent, rest) = rest.split_once('"').unwrap_or_else(|| bad(line));
     let extra = rest
@@ -104,7 +113,10 @@ fn combined_lines_match_the_requests() {
 Referer: http://ref.example/\r\n\r\n",
     );
     assert_eq!(r.status, 200);
-    assert_eq!(c.request("HEAD /app/h HTTP/1.1\r\nHost: h\r\n\r\n").status, 200);
+    assert_eq!(
+        c.request("HEAD /app/h HTTP/1.1\r\nHost: h\r\n\r\n").status,
+        200
+    );
     assert_eq!(c.get("/nothing").status, 404);
     assert_eq!(c.get("/dead/x").status, 502);
     let bad = send_raw(proxy.addr(), b"GET / HTTP/1.1\r\n\r\n");
@@ -116,7 +128,11 @@ Referer: http://ref.example/\r\n\r\n",
     for e in &l {
         assert_eq!(e.client, "127.0.0.1");
         assert_eq!(e.user, "-");
-        assert!(e.time.len() == 26 && e.time.ends_with(" +0000"), "{}", e.time);
+        assert!(
+            e.time.len() == 26 && e.time.ends_with(" +0000"),
+            "{}",
+            e.time
+        );
         assert_eq!(e.extra["cache"], "-");
         assert!(e.extra["total_ms"].parse::<f64>().is_ok());
     }
@@ -130,8 +146,14 @@ Referer: http://ref.example/\r\n\r\n",
     assert_eq!(l[1].request, "HEAD /app/h HTTP/1.1");
     assert_eq!((l[1].status, l[1].bytes), (200, 0));
     assert_eq!(l[2].request, "GET /nothing HTTP/1.1");
-    assert_eq!((l[2].status, l[2].bytes), (404, "404 Not Found\n".len() as u64));
-    assert_eq!((l[2].referer.as_str(), l[2].extra["upstream"].as_str()), ("-", "-"));
+    assert_eq!(
+        (l[2].status, l[2].bytes),
+        (404, "404 Not Found\n".len() as u64)
+    );
+    assert_eq!(
+        (l[2].referer.as_str(), l[2].extra["upstream"].as_str()),
+        ("-", "-")
+    );
     assert_eq!((l[3].status, l[3].extra["upstream"].as_str()), (502, "-"));
     assert_eq!(l[3].extra["upstream_ms"], "-");
     assert_eq!((l[4].request.as_str(), l[4].status), ("-", 400));
@@ -162,8 +184,15 @@ access_fields = [\"method\", \"path\", \"status\", \"bytes\", \"upstream\", \"co
         assert_eq!(r.status, 200);
     }
     let mut c = Client::connect(proxy.addr());
-    assert_eq!(c.request("GET /keyed HTTP/1.1\r\nHost: h\r\nx-api-key: k1\r\n\r\n").status, 200);
-    assert_eq!(c.request("GET /keyed HTTP/1.1\r\nHost: h\r\n\r\n").status, 401);
+    assert_eq!(
+        c.request("GET /keyed HTTP/1.1\r\nHost: h\r\nx-api-key: k1\r\n\r\n")
+            .status,
+        200
+    );
+    assert_eq!(
+        c.request("GET /keyed HTTP/1.1\r\nHost: h\r\n\r\n").status,
+        401
+    );
 
     let got = lines(N + 2, || proxy.stdout());
     let v: Vec<serde_json::Value> = got
@@ -190,7 +219,9 @@ access_fields = [\"method\", \"path\", \"status\", \"bytes\", \"upstream\", \"co
     }
     let keyed: Vec<_> = v.iter().filter(|e| e["path"] == "/keyed").collect();
     assert_eq!(keyed.len(), 2);
-    assert!(keyed.iter().any(|e| e["status"] == 200 && e["consumer"] == "alice"));
+    assert!(keyed
+        .iter()
+        .any(|e| e["status"] == 200 && e["consumer"] == "alice"));
     assert!(keyed
         .iter()
         .any(|e| e["status"] == 401 && e["upstream"].is_null()));

@@ -1066,7 +1066,12 @@ fn gateway_defaults_apply() {
 #[test]
 fn edge_defaults_apply() {
     let c = config::from_toml("", Path::new("e.toml")).unwrap();
-    let hidden: Vec<&[u8]> = c.server.hide_response_headers.iter().map(|h| &**h).collect();
+    let hidden: Vec<&[u8]> = c
+        .server
+        .hide_response_headers
+        .iter()
+        .map(|h| &**h)
+        .collect();
     assert_eq!(hidden, vec![&b"server"[..], b"x-powered-by"]);
     assert_eq!(c.server.server_header, None);
     assert_eq!(c.log.access, None);
@@ -1105,7 +1110,11 @@ fn edge_errors_name_their_keys() {
         "log.access",
         "no such directory",
     );
-    fails("[log]\naccess_format = \"xml\"\n", "log.access_format", "unknown variant");
+    fails(
+        "[log]\naccess_format = \"xml\"\n",
+        "log.access_format",
+        "unknown variant",
+    );
     fails(
         "[log]\naccess_fields = [\"status\", \"colour\"]\n",
         "log.access_fields[1]",
@@ -1126,7 +1135,11 @@ fn edge_errors_name_their_keys() {
         "limits.client_body_rate_min_bytes_per_s",
         "more than",
     );
-    fails("[timeouts]\ntunnel_idle_ms = 0\n", "timeouts.tunnel_idle_ms", "outside");
+    fails(
+        "[timeouts]\ntunnel_idle_ms = 0\n",
+        "timeouts.tunnel_idle_ms",
+        "outside",
+    );
 }
 
 #[test]
@@ -1143,9 +1156,16 @@ fn cidr_errors_name_their_keys() {
         "host bits",
     );
     let route = |k: &str| format!("{UP}[[route]]\nupstream = \"app\"\n{k}\n");
-    fails(&route("allow = [\"example.com\"]"), "route[0].allow", "not an IP");
+    fails(
+        &route("allow = [\"example.com\"]"),
+        "route[0].allow",
+        "not an IP",
+    );
     fails(&route("deny = [\"::1/129\"]"), "route[0].deny", "not an IP");
-    assert!(errors(&route("allow = [\"10.0.0.0/8\", \"::1\"]\ndeny = [\"10.0.0.66\"]")).is_empty());
+    assert!(errors(&route(
+        "allow = [\"10.0.0.0/8\", \"::1\"]\ndeny = [\"10.0.0.66\"]"
+    ))
+    .is_empty());
 }
 
 #[test]
@@ -1153,14 +1173,25 @@ fn upstream_tls_errors_name_their_keys() {
     let up = |tls: &str| {
         format!("[[upstream]]\nname = \"s\"\n[[upstream.server]]\naddress = \"127.0.0.1:9443\"\n[upstream.tls]\n{tls}\n")
     };
-    fails(&up("ca = \"missing-ca.pem\""), "upstream[0].tls.ca", "cannot read");
-    fails(&up("ca = \"Cargo.toml\""), "upstream[0].tls.ca", "no certificate");
+    fails(
+        &up("ca = \"missing-ca.pem\""),
+        "upstream[0].tls.ca",
+        "cannot read",
+    );
+    fails(
+        &up("ca = \"Cargo.toml\""),
+        "upstream[0].tls.ca",
+        "no certificate",
+    );
     fails(
         &up("server_name = \"bad name!\""),
         "upstream[0].tls.server_name",
         "not a DNS name",
     );
     fails(&up("sni = \"x\""), "upstream[0].tls.sni", "unknown field");
-    assert!(errors(&up("ca = \"config/certs/ca.pem\"\nserver_name = \"localhost\"")).is_empty());
+    assert!(errors(&up(
+        "ca = \"config/certs/ca.pem\"\nserver_name = \"localhost\""
+    ))
+    .is_empty());
     assert!(errors(&up("verify = false")).is_empty());
 }

@@ -27,9 +27,16 @@ fn listener_deny_closes_before_reading() {
     let proxy = Proxy::start(&toml);
     let mut denied = Client::connect_from(proxy.addr(), ip("127.0.0.2"));
     // Whatever it sends, nothing comes back: the connection is closed at accept.
-    let _ = denied.stream.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    let _ = denied
+        .stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
     assert!(denied.is_closed());
-    assert_eq!(Client::connect_from(proxy.addr(), ip("127.0.0.3")).get("/").status, 200);
+    assert_eq!(
+        Client::connect_from(proxy.addr(), ip("127.0.0.3"))
+            .get("/")
+            .status,
+        200
+    );
     assert_eq!(Client::connect(proxy.addr()).get("/").status, 200);
     assert_eq!(origin.request_count(), 2);
 }
@@ -47,9 +54,17 @@ allow = [\"127.0.0.0/30\"]\ndeny = [\"127.0.0.2\"]\n";
     };
     assert_eq!(status_from("127.0.0.1", "/admin/x"), 200);
     assert_eq!(status_from("127.0.0.3", "/admin/x"), 200);
-    assert_eq!(status_from("127.0.0.2", "/admin/x"), 403, "deny wins over allow");
+    assert_eq!(
+        status_from("127.0.0.2", "/admin/x"),
+        403,
+        "deny wins over allow"
+    );
     assert_eq!(status_from("127.0.0.9", "/admin/x"), 403, "not in allow");
-    assert_eq!(status_from("127.0.0.9", "/public"), 200, "other routes unaffected");
+    assert_eq!(
+        status_from("127.0.0.9", "/public"),
+        200,
+        "other routes unaffected"
+    );
     // A refused request keeps the connection and never reaches the origin.
     let mut c = Client::connect_from(proxy.addr(), ip("127.0.0.9"));
     assert_eq!(c.get("/admin/a").status, 403);
@@ -70,7 +85,8 @@ fn slowloris_is_cut_off_while_others_are_served() {
     let addr = proxy.addr();
     let slow = thread::spawn(move || {
         let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(1000))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(1000)))
+            .unwrap();
         let started = Instant::now();
         let head = b"GET / HTTP/1.1\r\nHost: slow\r\nX-Pad: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
         let mut answer = Vec::new();
@@ -101,11 +117,20 @@ fn slowloris_is_cut_off_while_others_are_served() {
     }
     let (took, answer) = slow.join().unwrap();
     assert!(served >= 5, "only {served} normal requests served");
-    assert_eq!(status_of(&answer), Some(408), "{:?}", String::from_utf8_lossy(&answer));
+    assert_eq!(
+        status_of(&answer),
+        Some(408),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
     assert!(took >= Duration::from_millis(2000), "cut after {took:?}");
     assert!(took < Duration::from_secs(12), "cut after {took:?}");
     assert_eq!(origin.count_to("/fast"), served);
-    assert_eq!(origin.request_count(), served, "the slow request never reached the origin");
+    assert_eq!(
+        origin.request_count(),
+        served,
+        "the slow request never reached the origin"
+    );
 }
 
 /// A body trickling at 100 B/s with a floor of 2000 B/s (1 s windows) is cut off with 408;
@@ -119,14 +144,18 @@ fn slow_post_below_the_minimum_rate_is_cut_off() {
     ));
     let body = vec![b'x'; 20_000];
     let mut fast = Client::connect(proxy.addr());
-    let head = format!("POST /fast HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n", body.len());
+    let head = format!(
+        "POST /fast HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
     fast.send(head.as_bytes());
     fast.send(&body);
     let r = fast.read_response(false).unwrap();
     assert_eq!((r.status, r.body.len()), (200, body.len()));
 
     let mut s = TcpStream::connect(proxy.addr()).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let head = "POST /slow HTTP/1.1\r\nHost: h\r\nContent-Length: 20000\r\n\r\n";
     s.write_all(head.as_bytes()).unwrap();
     let started = Instant::now();
@@ -143,7 +172,12 @@ fn slow_post_below_the_minimum_rate_is_cut_off() {
         }
     }
     let took = started.elapsed();
-    assert_eq!(status_of(&answer), Some(408), "{:?}", String::from_utf8_lossy(&answer));
+    assert_eq!(
+        status_of(&answer),
+        Some(408),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
     assert!(took >= Duration::from_millis(900), "cut after {took:?}");
     assert!(took < Duration::from_secs(8), "cut after {took:?}");
 }
@@ -160,10 +194,20 @@ fn per_ip_connection_limit_holds() {
     assert_eq!(a.get("/a").status, 200);
     assert_eq!(b.get("/b").status, 200);
     let mut third = Client::connect(proxy.addr());
-    let _ = third.stream.write_all(b"GET /c HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert!(third.is_closed(), "a third connection from one IP was accepted");
+    let _ = third
+        .stream
+        .write_all(b"GET /c HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(
+        third.is_closed(),
+        "a third connection from one IP was accepted"
+    );
     // Another client IP is not affected.
-    assert_eq!(Client::connect_from(proxy.addr(), ip("127.0.0.5")).get("/d").status, 200);
+    assert_eq!(
+        Client::connect_from(proxy.addr(), ip("127.0.0.5"))
+            .get("/d")
+            .status,
+        200
+    );
     // Once one closes, the IP may connect again.
     drop(a);
     wait_until(DEADLINE, "a freed slot for 127.0.0.1", || {
@@ -196,7 +240,11 @@ body_bytes_max = 5000\n[limits]\nbody_bytes_max = 100\n";
     assert_eq!(post("/small", 11, false), 413);
     assert_eq!(post("/small", 11, true), 413);
     assert_eq!(post("/other", 100, false), 200);
-    assert_eq!(post("/other", 101, false), 413, "the global limit elsewhere");
+    assert_eq!(
+        post("/other", 101, false),
+        413,
+        "the global limit elsewhere"
+    );
     assert_eq!(post("/upload", 4000, false), 200, "a route may allow more");
     assert_eq!(post("/upload", 4000, true), 200);
     assert_eq!(post("/upload", 5001, true), 413);
@@ -207,7 +255,11 @@ fn upstream_server_fields_are_hidden() {
     let origin = Origin::start(|_| {
         Reply::Bytes(response(
             200,
-            &[("Server", "Apache/2.4.1 (Unix)"), ("X-Powered-By", "PHP/5.2"), ("X-Kept", "1")],
+            &[
+                ("Server", "Apache/2.4.1 (Unix)"),
+                ("X-Powered-By", "PHP/5.2"),
+                ("X-Kept", "1"),
+            ],
             b"ok",
         ))
     });
@@ -225,7 +277,11 @@ fn upstream_server_fields_are_hidden() {
     let r = Client::connect(named.addr()).get("/");
     assert_eq!(r.header("server"), Some("coregate"));
     assert_eq!(r.header("x-kept"), None);
-    assert_eq!(r.header("x-powered-by"), Some("PHP/5.2"), "the list was replaced");
+    assert_eq!(
+        r.header("x-powered-by"),
+        Some("PHP/5.2"),
+        "the list was replaced"
+    );
 
     let open = Proxy::start(&simple_config(
         &[origin.addr],
@@ -238,7 +294,8 @@ fn upstream_server_fields_are_hidden() {
 #[test]
 fn error_pages_never_name_the_upstream() {
     let dead = closed_port();
-    let slow = Origin::start(|_| Reply::Delayed(Duration::from_secs(3), response(200, &[], b"late")));
+    let slow =
+        Origin::start(|_| Reply::Delayed(Duration::from_secs(3), response(200, &[], b"late")));
     let extra = format!(
         "[[upstream]]\nname = \"slow\"\n[[upstream.server]]\naddress = \"{}\"\n\
 [[route]]\nname = \"slow\"\npath_prefix = \"/slow\"\nupstream = \"slow\"\n\

@@ -51,11 +51,16 @@ fn https_upstream_verified_against_a_ca_and_pooled() {
     for i in 0..5 {
         let r = c.get(&format!("/over-tls/{i}"));
         assert_eq!(r.status, 200);
-        assert_eq!(r.header("x-target"), Some(format!("/over-tls/{i}").as_str()));
+        assert_eq!(
+            r.header("x-target"),
+            Some(format!("/over-tls/{i}").as_str())
+        );
     }
     let got = origin.wait_requests(5);
     // The back end saw the requests arrive on its TLS listener.
-    assert!(got.iter().all(|r| r.header("x-forwarded-proto") == Some("https")));
+    assert!(got
+        .iter()
+        .all(|r| r.header("x-forwarded-proto") == Some("https")));
     // One TLS connection from the front's pool carried all five.
     assert_eq!(accepted(&back), 1, "{}", back.log());
 }
@@ -90,14 +95,22 @@ fn health_probes_speak_tls() {
         "ca = \"{}\"\nserver_name = \"backend.test\"",
         certs.ca().display()
     );
-    let health = "[upstream.health]\npath = \"/healthz\"\ninterval_ms = 50\nunhealthy_threshold = 1\n";
+    let health =
+        "[upstream.health]\npath = \"/healthz\"\ninterval_ms = 50\nunhealthy_threshold = 1\n";
     let front = front(&back, &tls, health);
     // Probes reach the origin through the TLS listener, and pass: the server stays up.
     wait_until(DEADLINE, "three probes over TLS", || {
         origin.count_to("/healthz") >= 3
     });
-    assert_eq!(Client::connect(front.addr()).get("/after-probes").status, 200);
-    assert!(!front.log().contains("health probe failed"), "{}", front.log());
+    assert_eq!(
+        Client::connect(front.addr()).get("/after-probes").status,
+        200
+    );
+    assert!(
+        !front.log().contains("health probe failed"),
+        "{}",
+        front.log()
+    );
 }
 
 #[test]

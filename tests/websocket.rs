@@ -90,7 +90,10 @@ GET /admin/secrets HTTP/1.1\r\nHost: h\r\n\r\n",
     assert_eq!(first.status, 200);
     assert_eq!(first.text(), "no upgrade here");
     let second = c.read_response(false).unwrap();
-    assert_eq!(second.status, 403, "the second request was not routed by coregate");
+    assert_eq!(
+        second.status, 403,
+        "the second request was not routed by coregate"
+    );
     let got = origin.wait_requests(1);
     assert_eq!(got.len(), 1);
     assert_eq!(origin.request_count(), 1);
@@ -148,6 +151,9 @@ fn idle_tunnel_is_closed() {
     let end = ws.read();
     let waited = quiet_since.elapsed();
     assert!(end.is_err(), "expected the tunnel to close, got {end:?}");
-    assert!(waited >= Duration::from_millis(300), "closed after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(300),
+        "closed after {waited:?}"
+    );
     assert!(waited < Duration::from_secs(8), "closed after {waited:?}");
 }
