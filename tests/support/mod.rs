@@ -933,6 +933,8 @@ impl WsOrigin {
     }
 }
 
+// The handshake callback's error type is tungstenite's, not ours.
+#[allow(clippy::result_large_err)]
 fn ws_echo(stream: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let callback = |req: &tungstenite::handshake::server::Request,
