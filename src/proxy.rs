@@ -10,6 +10,7 @@
 //! and reports every outcome to the balancer (latency, in-flight count, outlier detection).
 
 mod attempt;
+mod fail;
 mod upgrade;
 
 use std::time::Duration;
@@ -28,6 +29,7 @@ use crate::http::{BodyKind, Version};
 use crate::relay::{self, Relay, RelayError, Sink, OUT_FLUSH_BYTES};
 use crate::shard::{Shard, Snapshot};
 use crate::upstream::UpstreamConn;
+use fail::{request_body_error, response_body_error, upstream_write_error};
 
 /// A request body up to this size is kept whole in the output buffer, so that the request can
 /// be replayed on a fresh connection if a pooled one turns out dead.
@@ -372,36 +374,5 @@ async fn write_keep(
         Ok((Ok(_), buf)) => (Ok(()), buf),
         Ok((Err(e), buf)) => (Err(RelayError::WriteIo(e)), buf),
         Err(_) => (Err(RelayError::WriteTimeout), Vec::new()),
-    }
-}
-
-fn upstream_write_error(e: RelayError) -> ProxyError {
-    match e {
-        RelayError::WriteTimeout => ProxyError::UpstreamTimeout,
-        RelayError::WriteIo(e) => ProxyError::UpstreamIo(e.kind()),
-        _ => ProxyError::UpstreamIo(std::io::ErrorKind::Other),
-    }
-}
-
-/// Failures while relaying the request body (client → upstream).
-fn request_body_error(e: RelayError) -> ProxyError {
-    match e {
-        RelayError::ReadIo(_) | RelayError::ReadEof => ProxyError::DownstreamIo,
-        RelayError::ReadTimeout => ProxyError::ClientTimeout,
-        RelayError::Framing(_) => ProxyError::BadRequest("invalid chunked body"),
-        RelayError::TooLarge => ProxyError::BodyTooLarge,
-        RelayError::WriteIo(_) | RelayError::WriteTimeout => upstream_write_error(e),
-    }
-}
-
-/// Failures while relaying the response body (upstream → client).
-fn response_body_error(e: RelayError) -> ProxyError {
-    match e {
-        RelayError::ReadIo(e) => ProxyError::UpstreamIo(e.kind()),
-        RelayError::ReadEof => ProxyError::UpstreamProtocol("response body cut short"),
-        RelayError::ReadTimeout => ProxyError::UpstreamTimeout,
-        RelayError::Framing(_) => ProxyError::UpstreamProtocol("invalid chunked body"),
-        RelayError::TooLarge => ProxyError::UpstreamProtocol("response body too large"),
-        RelayError::WriteIo(_) | RelayError::WriteTimeout => ProxyError::DownstreamIo,
     }
 }

@@ -3,8 +3,7 @@
 //! and balancer state. It shares only the read-only config, and hears from the rest of the
 //! process through its control channel.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::cell::Cell;
 use std::io;
 use std::net::IpAddr;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -19,6 +18,8 @@ use tracing::{info, warn};
 
 use crate::balancer::ServerState;
 pub use crate::cluster::{Cluster, Snapshot};
+
+mod conns;
 use crate::config::{Config, Driver, Upstream, UpstreamId};
 use crate::gateway::global::{self, Links};
 use crate::gateway::rate_limit::{LeaseRequest, Limiter};
@@ -85,11 +86,8 @@ pub struct Shard {
     /// This shard's Redis links for global rate limits (one per global policy), each with
     /// its worker task (`gateway::global::start`).
     pub global: Links,
-    /// Open client connections.
-    connections: Cell<usize>,
-    /// Open client connections per client IP (only with `connections_per_ip_max`); an entry
-    /// per IP with at least one, so bounded by `connections_per_shard_max`.
-    per_ip: RefCell<HashMap<IpAddr, u32>>,
+    /// Open client connections, in total and per client IP.
+    connections: conns::Connections,
     /// This shard's side of the access log; `None` when it is off.
     pub access_log: Option<crate::access_log::ShardLog>,
     /// Requests between head received and response finished.
@@ -124,8 +122,7 @@ impl Shard {
             limiter,
             peers,
             global,
-            connections: Cell::new(0),
-            per_ip: RefCell::new(HashMap::new()),
+            connections: conns::Connections::default(),
             access_log,
             active: Cell::new(0),
             draining: Cell::new(false),
@@ -205,38 +202,14 @@ impl Shard {
         self.draining.get()
     }
 
-    /// Count a new client connection from `ip`, unless the shard is at its limit or `ip` at
-    /// `connections_per_ip_max` on this shard.
+    /// Count a new client connection from `ip`, unless the shard drains or is at its limit,
+    /// or `ip` at `connections_per_ip_max` on this shard.
     pub fn admit_connection(&self, ip: IpAddr) -> bool {
-        let limits = &self.snapshot.config.limits;
-        if self.draining.get() || self.connections.get() >= limits.connections_per_shard_max {
-            return false;
-        }
-        if limits.connections_per_ip_max > 0 {
-            let mut per_ip = self.per_ip.borrow_mut();
-            let n = per_ip.entry(ip).or_insert(0);
-            if *n as usize >= limits.connections_per_ip_max {
-                return false;
-            }
-            *n += 1;
-        }
-        self.connections.set(self.connections.get() + 1);
-        true
+        !self.draining.get() && self.connections.admit(ip, &self.snapshot.config.limits)
     }
 
     pub fn connection_closed(&self, ip: IpAddr) {
-        debug_assert!(self.connections.get() > 0);
-        self.connections
-            .set(self.connections.get().saturating_sub(1));
-        if self.snapshot.config.limits.connections_per_ip_max > 0 {
-            let mut per_ip = self.per_ip.borrow_mut();
-            if let Some(n) = per_ip.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    per_ip.remove(&ip);
-                }
-            }
-        }
+        self.connections.closed(ip, &self.snapshot.config.limits);
     }
 
     pub fn request_started(&self) {
