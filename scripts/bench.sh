@@ -64,4 +64,5 @@ run() {
     'BEGIN { if (r > 0) printf "coregate CPU: %.1f us per request\n\n", t / hz / r * 1e6 }'
 }
 run "HTTP" http://127.0.0.1:19080/
-run "HTTPS (TLS terminated by coregate)" https://127.0.0.1:19443/
+# "localhost" so that wrk sends a host name as SNI (an IP there is not valid SNI).
+run "HTTPS (TLS terminated by coregate)" https://localhost:19443/
