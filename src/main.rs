@@ -55,6 +55,7 @@ fn main() -> ExitCode {
         cli.log_level.as_deref().unwrap_or(&config.log.level),
         config.log.format,
     );
+    raise_open_file_limit();
     run(Arc::new(config))
 }
 
@@ -68,6 +69,31 @@ fn init_logging(level: &str, format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Every client and upstream connection is a file descriptor, and distributions start processes
+/// with a soft limit of 1024: raise it to the hard limit (what nginx's worker_rlimit_nofile and
+/// HAProxy do), so the limit on connections is the config's, not an accident of the shell.
+fn raise_open_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0
+        }
+    };
+    if raised {
+        tracing::debug!(limit = lim.rlim_cur, "open file limit");
+    } else {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "cannot raise the open file limit"
+        );
     }
 }
 

@@ -37,9 +37,11 @@ enum State {
     /// After data: need CR, then LF.
     DataCr,
     DataLf,
-    /// After the last chunk: trailer lines; `line` = bytes in the current line.
+    /// After the last chunk: trailer field lines; `line` = bytes in the current line,
+    /// `in_name` = still before the line's colon.
     Trailer {
         line: usize,
+        in_name: bool,
     },
     TrailerLf {
         line: usize,
@@ -158,7 +160,10 @@ impl Decoder {
                     return Err(ChunkError::InvalidLineEnd);
                 }
                 if self.remaining == 0 {
-                    State::Trailer { line: 0 }
+                    State::Trailer {
+                        line: 0,
+                        in_name: true,
+                    }
                 } else {
                     State::Data
                 }
@@ -166,17 +171,12 @@ impl Decoder {
             State::DataCr if b == b'\r' => State::DataLf,
             State::DataLf if b == b'\n' => State::Size { digits: 0 },
             State::DataCr | State::DataLf => return Err(ChunkError::InvalidLineEnd),
-            State::Trailer { line } => {
+            State::Trailer { line, in_name } => {
                 self.trailer_bytes += 1;
                 if self.trailer_bytes > TRAILER_BYTES_MAX {
                     return Err(ChunkError::InvalidTrailer);
                 }
-                match b {
-                    b'\r' => State::TrailerLf { line },
-                    b'\n' => return Err(ChunkError::InvalidLineEnd),
-                    b'\t' | 0x20..=0x7e | 0x80..=0xff => State::Trailer { line: line + 1 },
-                    _ => return Err(ChunkError::InvalidTrailer),
-                }
+                trailer_byte(b, line, in_name)?
             }
             State::TrailerLf { line } => {
                 if b != b'\n' {
@@ -185,7 +185,10 @@ impl Decoder {
                 if line == 0 {
                     State::Done
                 } else {
-                    State::Trailer { line: 0 }
+                    State::Trailer {
+                        line: 0,
+                        in_name: true,
+                    }
                 }
             }
             State::Data | State::Done => unreachable!("handled in decode"),
@@ -209,6 +212,33 @@ impl Decoder {
         };
         Ok(())
     }
+}
+
+/// One byte of a trailer section: each line must be a field line, `token ":" value`
+/// (RFC 9112 §7.1.2), so a request line or a folded line there is an error, not a trailer.
+fn trailer_byte(b: u8, line: usize, in_name: bool) -> Result<State, ChunkError> {
+    Ok(match b {
+        b'\r' if in_name && line > 0 => return Err(ChunkError::InvalidTrailer),
+        b'\r' => State::TrailerLf { line },
+        b'\n' => return Err(ChunkError::InvalidLineEnd),
+        b':' if in_name && line > 0 => State::Trailer {
+            line: line + 1,
+            in_name: false,
+        },
+        _ if in_name && is_tchar(b) => State::Trailer {
+            line: line + 1,
+            in_name: true,
+        },
+        b'\t' | 0x20..=0x7e | 0x80..=0xff if !in_name => State::Trailer {
+            line: line + 1,
+            in_name: false,
+        },
+        _ => return Err(ChunkError::InvalidTrailer),
+    })
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -305,6 +335,12 @@ mod tests {
             (b"10000000000000000\r\n", InvalidSize),
             (b"0\r\nX: a\nY: b\r\n\r\n", InvalidLineEnd),
             (b"0\r\n\n", InvalidLineEnd),
+            // Trailer lines must be field lines: no request line, no fold, no empty name.
+            (b"0\r\nGET / HTTP/1.1\r\n\r\n", InvalidTrailer),
+            (b"0\r\nX: a\r\n folded\r\n\r\n", InvalidTrailer),
+            (b"0\r\n: a\r\n\r\n", InvalidTrailer),
+            (b"0\r\nX : a\r\n\r\n", InvalidTrailer),
+            (b"0\r\nNoColon\r\n\r\n", InvalidTrailer),
         ];
         for (input, want) in cases {
             let mut d = Decoder::new();

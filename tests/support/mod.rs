@@ -18,6 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod rel;
+#[allow(unused_imports)]
+pub use rel::*;
+
 /// Default deadline for any single wait in a test.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -41,6 +45,8 @@ pub struct Received {
     pub raw_head: Vec<u8>,
     /// "length", "chunked" or "none".
     pub framing: &'static str,
+    /// The body exactly as received (chunk framing included).
+    pub raw_body: Vec<u8>,
 }
 
 impl Received {
@@ -307,11 +313,13 @@ fn read_request(r: &mut BufReader<TcpStream>, conn: usize) -> Option<Received> {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     };
+    let mut raw_body = Vec::new();
     let (body, framing) = if find("transfer-encoding").is_some() {
-        (read_chunked(r)?, "chunked")
+        (read_chunked(r, &mut raw_body)?, "chunked")
     } else if let Some(cl) = find("content-length") {
         let mut body = vec![0; cl.parse().ok()?];
         r.read_exact(&mut body).ok()?;
+        raw_body.clone_from(&body);
         (body, "length")
     } else {
         (Vec::new(), "none")
@@ -325,19 +333,22 @@ fn read_request(r: &mut BufReader<TcpStream>, conn: usize) -> Option<Received> {
         body,
         raw_head,
         framing,
+        raw_body,
     })
 }
 
-fn read_chunked(r: &mut impl BufRead) -> Option<Vec<u8>> {
+fn read_chunked(r: &mut impl BufRead, raw: &mut Vec<u8>) -> Option<Vec<u8>> {
     let mut body = Vec::new();
     loop {
         let mut line = String::new();
         r.read_line(&mut line).ok()?;
+        raw.extend_from_slice(line.as_bytes());
         let size = usize::from_str_radix(line.trim_end().split(';').next()?, 16).ok()?;
         if size == 0 {
             loop {
                 let mut t = String::new();
                 r.read_line(&mut t).ok()?;
+                raw.extend_from_slice(t.as_bytes());
                 if t == "\r\n" || t.is_empty() {
                     return Some(body);
                 }
@@ -348,6 +359,8 @@ fn read_chunked(r: &mut impl BufRead) -> Option<Vec<u8>> {
         r.read_exact(&mut body[start..]).ok()?;
         let mut crlf = [0; 2];
         r.read_exact(&mut crlf).ok()?;
+        raw.extend_from_slice(&body[start..]);
+        raw.extend_from_slice(&crlf);
     }
 }
 
