@@ -125,14 +125,39 @@ pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Wait until the process's fd count is back to at most `baseline`; panics with the count.
-pub fn assert_fds_return(pid: u32, baseline: usize, what: &str) {
-    let ok = wait_until(DEADLINE, || fd_count(pid) <= baseline);
-    assert!(
-        ok,
-        "{what}: proxy holds {} fds, {baseline} before",
-        fd_count(pid)
-    );
+/// Open sockets of a process (fds whose link is `socket:[inode]`): what a leaked connection
+/// leaves behind. Other fds (the runtime's rings, eventfds, timers) are created lazily and do
+/// not grow with traffic.
+pub fn socket_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter(|l| l.to_string_lossy().starts_with("socket:"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Wait until the process's open sockets are back to at most `baseline`; panics listing them.
+pub fn assert_sockets_return(pid: u32, baseline: usize, what: &str) {
+    let ok = wait_until(DEADLINE, || socket_count(pid) <= baseline);
+    if !ok {
+        let ss = std::process::Command::new("ss")
+            .args(["-tanp"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let mine: Vec<&str> = ss
+            .lines()
+            .filter(|l| l.contains(&format!("pid={pid},")))
+            .collect();
+        panic!(
+            "{what}: proxy holds {} sockets, {baseline} before:\n{}",
+            socket_count(pid),
+            mine.join("\n")
+        );
+    }
 }
 
 /// Raise this process's soft open-file limit to its hard limit; returns the new soft limit.
