@@ -64,7 +64,7 @@ fn check_prefix(data: &[u8], lim: &Limits, whole: &Result<Option<RequestHead>, R
     if end < 2 {
         return;
     }
-    let cut = data[0] as usize % end;
+    let cut = usize::from(u16::from_le_bytes([data[0], data[1]])) % end;
     let mut h = Vec::new();
     match request::parse(&data[..cut], lim, &mut h) {
         Ok(None) => {}

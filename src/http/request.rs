@@ -213,10 +213,12 @@ pub fn is_upgrade(buf: &[u8], h: &HeaderSpan) -> bool {
 }
 
 /// An incomplete head that already fills the limit will never fit: 414 when the request line
-/// alone is too long, 431 otherwise.
+/// alone is too long, 431 otherwise. While the request line is incomplete, 414 needs the target
+/// seen so far to be over the limit, exactly as for a complete head: whether a request is
+/// served must not depend on how it was split into reads (a long method is not a long target).
 fn partial(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, RequestError> {
     let line_end = buf.iter().position(|&b| b == b'\n');
-    if line_end.is_none() && buf.len() > limits.uri_bytes_max + 32 {
+    if line_end.is_none() && target_so_far(buf) > limits.uri_bytes_max {
         return Err(RequestError::UriTooLong);
     }
     if buf.len() >= limits.header_bytes_max {
@@ -227,6 +229,16 @@ fn partial(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, RequestEr
         });
     }
     Ok(None)
+}
+
+/// Length of the request-target in an incomplete request line: from after the first SP to the
+/// next SP or the end of the bytes.
+fn target_so_far(line: &[u8]) -> usize {
+    let Some(sp) = line.iter().position(|&b| b == b' ') else {
+        return 0;
+    };
+    let rest = &line[sp + 1..];
+    rest.iter().position(|&b| b == b' ').unwrap_or(rest.len())
 }
 
 fn version_error(buf: &[u8]) -> RequestError {
@@ -436,6 +448,23 @@ mod tests {
         assert_eq!(parse_str(&many), Err(RequestError::HeadTooLarge));
         let big = format!("GET / HTTP/1.1\r\nHost: h\r\nx: {}\r\n", "v".repeat(1100));
         assert_eq!(parse_str(&big), Err(RequestError::HeadTooLarge));
+    }
+
+    /// Fuzzer finding (fuzz/regressions/request_head/long-method-split-read): a long method
+    /// with a short target was served in one read but refused with 414 when the request line
+    /// arrived in two.
+    #[test]
+    fn long_method_is_not_a_long_target_in_any_split() {
+        let s = format!("{} / HTTP/1.1\r\nHost: h\r\n\r\n", "G".repeat(200));
+        assert!(ok(&s).head_len == s.len());
+        for cut in 0..s.len() {
+            let mut h = Vec::new();
+            assert_eq!(
+                parse(&s.as_bytes()[..cut], &limits(), &mut h),
+                Ok(None),
+                "cut {cut}"
+            );
+        }
     }
 
     #[test]

@@ -188,3 +188,16 @@ pub fn nofile_of(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+impl super::Client {
+    /// Like `connect`, but None when the proxy refuses the connection (it stopped listening).
+    pub fn try_connect(addr: SocketAddr) -> Option<super::Client> {
+        let stream = TcpStream::connect(addr).ok()?;
+        stream.set_read_timeout(Some(DEADLINE)).ok()?;
+        stream.set_nodelay(true).ok()?;
+        Some(super::Client {
+            stream,
+            buf: Default::default(),
+        })
+    }
+}
