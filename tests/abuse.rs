@@ -62,6 +62,7 @@ fn slowloris_is_cut_off_by_the_header_timeout() {
         if open == 0 {
             break;
         }
+        #[allow(clippy::disallowed_methods)] // pacing the attack (see above)
         thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(open, 0, "slowloris connections still open");

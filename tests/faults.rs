@@ -79,6 +79,7 @@ fn faulty_origin(released: Released) -> RawOrigin {
             }
             "/slower-than-timeout" => {
                 // The origin is slow on purpose: this sleep is the fault, not a synchronisation.
+                #[allow(clippy::disallowed_methods)]
                 thread::sleep(Duration::from_millis(RESPONSE_MS * 3));
                 write_quiet(&mut s, &response(200, &[], b"late"));
             }

@@ -19,8 +19,11 @@ pub use conf::config;
 pub use heads::{request_head, response_head};
 pub use routes::router;
 
+/// A check: panics when the input breaks a property.
+pub type Check = fn(&[u8]);
+
 /// Every check by target name, for the corpus replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("request_head", request_head),
     ("response_head", response_head),
     ("chunked", chunked),
