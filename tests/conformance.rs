@@ -255,6 +255,7 @@ const PIPELINES: &[Case] = &[
     case("chunked CL.0 after a static answer", b"POST /static HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n23\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n", &[200, 200], &[("GET", "/after", b"")], false),
     case("unread body after a static answer closes", b"POST /static HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n", &[200], NONE, true),
     case("CL with leading zeros and a list", b"POST /cl HTTP/1.1\r\nHost: h\r\nContent-Length: 003, 3\r\n\r\nabcGET /n HTTP/1.1\r\nHost: h\r\n\r\n", &[200, 200], &[("POST", "/cl", b"abc"), ("GET", "/n", b"")], false),
+    case("Upgrade is never a tunnel (CVE-2026-2833 shape)", b"GET /up HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n", &[200, 200], &[("GET", "/up", b""), ("GET", "/after", b"")], false),
     case("CL with a space inside", b"POST /cl HTTP/1.1\r\nHost: h\r\nContent-Length: 1 0\r\n\r\n0123456789", REFUSED, NONE, true),
     case("CL in hex", b"POST /cl HTTP/1.1\r\nHost: h\r\nContent-Length: 0x3\r\n\r\nabc", REFUSED, NONE, true),
     case("empty CL then a real one", b"POST /cl HTTP/1.1\r\nHost: h\r\nContent-Length: \r\nContent-Length: 3\r\n\r\nabc", REFUSED, NONE, true),
