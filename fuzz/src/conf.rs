@@ -1,8 +1,9 @@
 //! Config check: loading any text either fails with key-named errors or yields a config whose
 //! invariants the request path relies on hold, and whose static responses are well-formed HTTP.
 //!
-//! Loading resolves `host:port` server addresses (at load, by design). A fuzzer must not send
-//! DNS queries, so inputs holding any string value of that shape are skipped.
+//! Loading resolves `host:port` server addresses and reads TLS certificate files (at load, by
+//! design). A fuzzer must not send DNS queries or read arbitrary files (`/dev/zero`), so inputs
+//! holding a string value of the `host:port` shape, or any `tls` table, are skipped.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -16,7 +17,7 @@ pub fn config(data: &[u8]) {
         return;
     };
     if let Ok(doc) = text.parse::<toml::Table>() {
-        if doc.values().any(would_resolve) {
+        if doc.values().any(would_resolve) || doc.iter().any(|(k, v)| names_files(k, v)) {
             return;
         }
     }
@@ -77,6 +78,18 @@ fn would_resolve(v: &toml::Value) -> bool {
         }
         toml::Value::Array(a) => a.iter().any(would_resolve),
         toml::Value::Table(t) => t.values().any(would_resolve),
+        _ => false,
+    }
+}
+
+/// A `tls` table anywhere: loading it reads the files it names.
+fn names_files(key: &str, v: &toml::Value) -> bool {
+    if key == "tls" {
+        return true;
+    }
+    match v {
+        toml::Value::Array(a) => a.iter().any(|v| names_files("", v)),
+        toml::Value::Table(t) => t.iter().any(|(k, v)| names_files(k, v)),
         _ => false,
     }
 }
