@@ -237,3 +237,34 @@ fn connection_churn_leaves_nothing_behind() {
     report("churn x6000", &proxy, rss);
     assert!(!proxy.log().contains("panicked"));
 }
+
+/// A client uploading far more than body_bytes_max reads its 413: coregate answers at once and
+/// closes; the answer arrives before the reset that closing with unread data causes.
+#[test]
+fn oversized_upload_reads_its_413() {
+    let origin = Origin::fixed("o", "ok");
+    let proxy = Proxy::start(&simple_config(
+        &[origin.addr],
+        "[limits]\nbody_bytes_max = 100000\n",
+    ));
+    let size = 8 * 1024 * 1024;
+    let mut c = Client::connect(proxy.addr());
+    let sender = {
+        let mut s = c.stream.try_clone().unwrap();
+        thread::spawn(move || {
+            let head = format!("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: {size}\r\n\r\n");
+            let _ = s.write_all(head.as_bytes());
+            let chunk = vec![b'u'; 64 * 1024];
+            for _ in 0..size / chunk.len() {
+                if s.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let r = c.read_response(false).expect("an answer, not a reset");
+    assert_eq!(r.status, 413);
+    assert_eq!(r.header("connection"), Some("close"));
+    let _ = sender.join();
+    assert_eq!(origin.request_count(), 0);
+}
