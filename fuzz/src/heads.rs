@@ -150,6 +150,7 @@ pub fn response_head(data: &[u8]) {
         framing,
         false,
         Version::Http11,
+        b"",
     );
     let mut h = Vec::new();
     let again = match response::parse(&out, head_request, 1 << 20, &mut h) {

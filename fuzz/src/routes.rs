@@ -40,6 +40,7 @@ pub fn router(data: &[u8]) {
             host,
             path_prefix: prefix.to_string(),
             action: Action::Proxy(0),
+            retry_non_idempotent: false,
         });
     }
     let reference: Vec<(HostMatch, String, String)> = routes
