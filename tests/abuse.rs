@@ -177,7 +177,7 @@ fn ten_thousand_idle_connections_do_not_stop_service() {
     let idle: Vec<TcpStream> = (0..IDLE)
         .map(|i| TcpStream::connect(proxy.addr()).unwrap_or_else(|e| panic!("connect {i}: {e}")))
         .collect();
-    let accepted = wait_until(Duration::from_secs(30), || {
+    let accepted = poll_until(Duration::from_secs(30), || {
         socket_count(proxy.pid()) >= sockets + IDLE
     });
     assert!(

@@ -59,7 +59,7 @@ fn faulty_origin(released: Released) -> RawOrigin {
         let text = String::from_utf8_lossy(&head).into_owned();
         let target = text.split(' ').nth(1).unwrap_or("").to_string();
         let flag = &released[case_index(&target)];
-        let wait_release = || wait_until(DEADLINE, || flag.load(Ordering::SeqCst));
+        let wait_release = || poll_until(DEADLINE, || flag.load(Ordering::SeqCst));
         match target.as_str() {
             "/close-before-answer" => drop(s),
             "/reset-before-answer" => reset(s),
@@ -114,7 +114,7 @@ fn faulty_origin(released: Released) -> RawOrigin {
 fn deaf_origin() -> RawOrigin {
     RawOrigin::start(|s, _| {
         let stop = Arc::new(AtomicBool::new(false));
-        wait_until(Duration::from_secs(30), || stop.load(Ordering::SeqCst));
+        poll_until(Duration::from_secs(30), || stop.load(Ordering::SeqCst));
         drop(s);
     })
 }

@@ -111,8 +111,9 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Poll `cond` every 10 ms until it holds or `within` passes; returns whether it held.
-pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+/// Poll `cond` every 10 ms until it holds or `within` passes; returns whether it held (the
+/// caller decides what a timeout means; `wait_until` panics instead).
+pub fn poll_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     loop {
         if cond() {
@@ -141,7 +142,7 @@ pub fn socket_count(pid: u32) -> usize {
 
 /// Wait until the process's open sockets are back to at most `baseline`; panics listing them.
 pub fn assert_sockets_return(pid: u32, baseline: usize, what: &str) {
-    let ok = wait_until(DEADLINE, || socket_count(pid) <= baseline);
+    let ok = poll_until(DEADLINE, || socket_count(pid) <= baseline);
     if !ok {
         let ss = std::process::Command::new("ss")
             .args(["-tanp"])
