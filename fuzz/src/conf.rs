@@ -43,6 +43,7 @@ pub fn config(data: &[u8]) {
         match &route.action {
             Action::Proxy(id) => assert!(*id < cfg.upstreams.len()),
             Action::Respond(r) => static_response_is_well_formed(r),
+            Action::Aggregate(_) => {}
         }
     }
 }

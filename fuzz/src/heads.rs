@@ -7,7 +7,7 @@ use coregate::config::defaults::HEADER_COUNT_LIMIT;
 use coregate::config::Limits;
 use coregate::http::request::{self, RequestError, RequestHead};
 use coregate::http::response;
-use coregate::http::write::{self, ForwardInfo, OutFraming};
+use coregate::http::write::{self, FieldEdits, ForwardInfo, OutFraming};
 use coregate::http::{BodyKind, Version};
 
 /// Small limits, so that inputs reach the limit paths.
@@ -87,6 +87,8 @@ fn forward_round_trip(data: &[u8], head: &RequestHead, headers: &[coregate::http
         client_ip: b"192.0.2.1",
         proto: b"http",
         default_host: DEFAULT_HOST,
+        target: None,
+        edits: FieldEdits::default(),
     };
     let mut out = Vec::new();
     write::request_head(&mut out, data, head, headers, &info, framing);
@@ -151,6 +153,7 @@ pub fn response_head(data: &[u8]) {
         false,
         Version::Http11,
         b"",
+        &FieldEdits::default(),
     );
     let mut h = Vec::new();
     let again = match response::parse(&out, head_request, 1 << 20, &mut h) {
