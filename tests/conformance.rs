@@ -253,6 +253,9 @@ const PIPELINES: &[Case] = &[
     case("CL.0 after a static answer", b"POST /static HTTP/1.1\r\nHost: h\r\nContent-Length: 35\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n", &[200, 200], &[("GET", "/after", b"")], false),
     case("CL.0 after a 502", b"POST /dead HTTP/1.1\r\nHost: h\r\nContent-Length: 35\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n", &[502, 200], &[("GET", "/after", b"")], false),
     case("chunked CL.0 after a static answer", b"POST /static HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n23\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n", &[200, 200], &[("GET", "/after", b"")], false),
+    case("CL.0 after a 401 (auth)", b"POST /auth HTTP/1.1\r\nHost: h\r\nContent-Length: 35\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n", &[401, 200], &[("GET", "/after", b"")], false),
+    case("CL.0 after a 405 (methods)", b"POST /get-only HTTP/1.1\r\nHost: h\r\nContent-Length: 35\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n", &[405, 200], &[("GET", "/after", b"")], false),
+    case("unread body after a 401 closes", b"POST /auth HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n", &[401], NONE, true),
     case("unread body after a static answer closes", b"POST /static HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n", &[200], NONE, true),
     case("CL with leading zeros and a list", b"POST /cl HTTP/1.1\r\nHost: h\r\nContent-Length: 003, 3\r\n\r\nabcGET /n HTTP/1.1\r\nHost: h\r\n\r\n", &[200, 200], &[("POST", "/cl", b"abc"), ("GET", "/n", b"")], false),
     case("Upgrade is never a tunnel (CVE-2026-2833 shape)", b"GET /up HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nGET /after HTTP/1.1\r\nHost: h\r\n\r\n", &[200, 200], &[("GET", "/up", b""), ("GET", "/after", b"")], false),
@@ -269,7 +272,10 @@ fn conformance_config(origin: std::net::SocketAddr) -> String {
 [[route]]\nname = \"static\"\npath_prefix = \"/static\"\n\
 respond = {{ status = 200, body = \"static\" }}\n\n\
 [[route]]\nname = \"dead\"\npath_prefix = \"/dead\"\nupstream = \"dead\"\n\n\
-[[route]]\nname = \"by-host\"\nhost = \"b.example\"\nrespond = {{ status = 418, body = \"routed by Host\" }}\n",
+[[route]]\nname = \"by-host\"\nhost = \"b.example\"\nrespond = {{ status = 418, body = \"routed by Host\" }}\n\n\
+[[auth]]\nname = \"jwt\"\nkind = \"jwt\"\nalgorithms = [\"HS256\"]\nsecret = \"conformance\"\n\n\
+[[route]]\nname = \"auth\"\npath_prefix = \"/auth\"\nupstream = \"app\"\nauth = \"jwt\"\n\n\
+[[route]]\nname = \"get-only\"\npath_prefix = \"/get-only\"\nmethods = [\"GET\"]\nupstream = \"app\"\n",
             closed_port()
         ),
     )
