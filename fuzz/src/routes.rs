@@ -143,22 +143,20 @@ fn method(name: &str) -> Method {
 fn expected(routes: &[Route], req: &RouteRequest<'_>) -> Answer {
     let host = String::from_utf8_lossy(host_without_port(req.host)).to_ascii_lowercase();
     // Host names are looked up case-insensitively over at most 256 bytes; longer match none.
-    let mut levels: Vec<Box<dyn Fn(&HostMatch) -> bool>> = Vec::new();
+    let mut levels = Vec::new();
     if host.len() <= 256 {
-        let h = host.clone();
-        levels.push(Box::new(move |m| *m == HostMatch::Exact(h.clone())));
+        levels.push(HostMatch::Exact(host.clone()));
     }
     let mut rest = host.as_str();
     while let Some(dot) = rest.find('.') {
         rest = &rest[dot + 1..];
         if rest.len() <= 256 {
-            let suffix = rest.to_string();
-            levels.push(Box::new(move |m| *m == HostMatch::Suffix(suffix.clone())));
+            levels.push(HostMatch::Suffix(rest.to_string()));
         }
     }
-    levels.push(Box::new(|m| *m == HostMatch::Any));
+    levels.push(HostMatch::Any);
     for level in &levels {
-        let in_level: Vec<&Route> = routes.iter().filter(|r| level(&r.host)).collect();
+        let in_level: Vec<&Route> = routes.iter().filter(|r| r.host == *level).collect();
         if let Some(answer) = level_answer(&in_level, req) {
             return answer;
         }
