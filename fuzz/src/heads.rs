@@ -18,6 +18,8 @@ fn limits() -> Limits {
         uri_bytes_max: 1024,
         body_bytes_max: 1 << 20,
         connections_per_shard_max: 1,
+        connections_per_ip_max: 0,
+        body_rate_min: None,
     }
 }
 
@@ -29,6 +31,8 @@ fn roomy() -> Limits {
         uri_bytes_max: 1 << 20,
         body_bytes_max: u64::MAX,
         connections_per_shard_max: 1,
+        connections_per_ip_max: 0,
+        body_rate_min: None,
     }
 }
 
