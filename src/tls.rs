@@ -73,7 +73,10 @@ impl TlsSettings {
 /// Load a certificate chain and its private key from PEM files, checking that they match.
 /// Errors name the file and the problem.
 pub fn load_certified_key(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, String> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let read = |p: &Path| {
+        crate::config::read_bounded(p, crate::config::FILE_BYTES_MAX)
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)

@@ -1195,3 +1195,14 @@ fn upstream_tls_errors_name_their_keys() {
     .is_empty());
     assert!(errors(&up("verify = false")).is_empty());
 }
+
+#[test]
+fn named_files_must_be_regular_and_bounded() {
+    // /dev/zero never ends and a FIFO would block: both are refused, quickly, by name.
+    let toml = "[[listener]]\nlisten = \"127.0.0.1:0\"\n[listener.tls]\ncert = \"/dev/zero\"\nkey = \"/dev/zero\"\n";
+    let t = std::time::Instant::now();
+    fails(toml, "listener[0].tls", "not a regular file");
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    let err = config::load(Path::new("/dev/zero")).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+}

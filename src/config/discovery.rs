@@ -171,7 +171,8 @@ pub(super) fn entries(
                 .collect()
         }
         Some(Source::File(path)) => {
-            let text = std::fs::read_to_string(path)
+            let text = super::read_bounded(path, crate::config::defaults::SERVERS_FILE_BYTES_MAX)
+                .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()))
                 .map_err(|e| format!("cannot read {}: {e}", path.display()));
             match text.and_then(|t| crate::discovery::file::parse(&t)) {
                 Ok(list) => list

@@ -156,12 +156,36 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+/// Largest config file, and largest file a config names (certificates, keys, JWKS, CA bundles).
+pub const FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// Read a file named by the operator, refusing what is not a regular file (a FIFO would block,
+/// `/dev/zero` would never end) and anything over `max` bytes. The error says why, without the
+/// path (callers add it).
+pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut out = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max + 1).read_to_end(&mut out))
+        .map_err(|e| e.to_string())?;
+    if out.len() as u64 > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    Ok(out)
+}
+
 /// Read, parse and validate a config file.
 pub fn load(path: &Path) -> Result<Config, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|e| LoadError {
-        file: path.to_path_buf(),
-        errors: vec![ConfigError::new("(file)", format!("cannot read: {e}"))],
-    })?;
+    let text = read_bounded(path, FILE_BYTES_MAX)
+        .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()))
+        .map_err(|e| LoadError {
+            file: path.to_path_buf(),
+            errors: vec![ConfigError::new("(file)", format!("cannot read: {e}"))],
+        })?;
     from_toml(&text, path)
 }
 

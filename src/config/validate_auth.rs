@@ -283,7 +283,7 @@ fn pem_key(pem: &[u8]) -> Option<DecodingKey> {
 /// Read a file named in the config, relative to the config file's directory.
 fn read(dir: &Path, file: &str, key: &str, errs: &mut Vec<ConfigError>) -> Option<Vec<u8>> {
     let path = dir.join(file);
-    match std::fs::read(&path) {
+    match super::read_bounded(&path, super::FILE_BYTES_MAX) {
         Ok(b) => Some(b),
         Err(e) => {
             errs.push(ConfigError::new(

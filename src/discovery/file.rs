@@ -61,11 +61,9 @@ pub fn parse(text: &str) -> Result<Vec<(String, u32)>, String> {
 
 /// Read, parse and resolve a servers file (blocking: at load, or on the discovery thread).
 pub fn read(path: &Path) -> Result<Vec<Found>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if meta.len() > d::SERVERS_FILE_BYTES_MAX {
-        return Err(format!("larger than {} bytes", d::SERVERS_FILE_BYTES_MAX));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let text = crate::config::read_bounded(path, d::SERVERS_FILE_BYTES_MAX)
+        .and_then(|b| String::from_utf8(b).map_err(|_| "not UTF-8 text".to_string()))
+        .map_err(|e| format!("cannot read: {e}"))?;
     let mut out = Vec::new();
     for (address, weight) in parse(&text)? {
         let addr = match address.parse::<SocketAddr>() {

@@ -44,7 +44,7 @@ impl UpstreamTls {
         let mut roots = RootCertStore::empty();
         match ca {
             Some(path) => {
-                let pem = std::fs::read(path)
+                let pem = crate::config::read_bounded(path, crate::config::FILE_BYTES_MAX)
                     .map_err(|e| ("ca", format!("cannot read {}: {e}", path.display())))?;
                 for cert in CertificateDer::pem_slice_iter(&pem) {
                     let cert =
