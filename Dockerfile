@@ -1,5 +1,7 @@
 # Build: docker build -t coregate .
 # Run:   docker run --rm -p 8080:8080 -v $PWD/config:/etc/coregate coregate
+# Reload: docker kill -s HUP <container>   (the mounted file is validated first)
+# Admin API and metrics: add [admin] listen = "0.0.0.0:9901" with a token, and -p 9901:9901.
 # io_uring inside containers needs a seccomp profile that allows io_uring_setup/enter (Docker's
 # default profile blocks them since 25.0); without it coregate falls back to epoll by itself.
 FROM rust:1-bookworm AS build

@@ -9,6 +9,7 @@
 //! next request: Pingora CVE-2025-4366).
 
 mod answer;
+mod guard;
 mod logging;
 
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ use monoio::time::{timeout, timeout_at, Instant};
 use tracing::{debug, error};
 
 use crate::buf::RecvBuf;
-use crate::config::Config;
+use crate::config::{Limits, Timeouts};
 use crate::error::ProxyError;
 use crate::gateway::{self, RequestCtx, RequestView, Step};
 use crate::http::canned;
@@ -30,17 +31,20 @@ use crate::http::request::{self, Method, RequestHead};
 use crate::http::write::FieldEdits;
 use crate::http::HeaderSpan;
 use crate::listener::ListenerCtx;
+use crate::metrics::Metered;
 use crate::proxy::Changes;
-use crate::router::{Action, Lookup, RouteRequest};
+use crate::router::{Action, Lookup, RouteId, RouteRequest};
 use crate::shard::{Shard, Snapshot};
 use crate::stream::Stream;
+use guard::{InFlight, OpenConnection};
 
 /// Initial read buffer of a client connection; grows up to `limits.header_bytes_max` for heads.
 const CLIENT_BUF_BYTES: usize = 4096;
 
 /// Per-connection state, reused across the requests of a keep-alive connection.
 pub struct Conn {
-    pub stream: Stream,
+    /// The client stream, counting bytes into the listener's counters.
+    pub stream: Metered<Stream>,
     /// "http" or "https": the listener's scheme, for X-Forwarded-Proto.
     pub scheme: &'static [u8],
     pub peer: SocketAddr,
@@ -55,12 +59,14 @@ pub struct Conn {
     pub resp_headers: Vec<HeaderSpan>,
     /// The current request as the access log needs it (filled only when the log is on).
     logged: logging::LoggedRequest,
+    /// The current request's route, once routed (for its counters).
+    route: Option<RouteId>,
 }
 
 /// Serve a client until it leaves, errs or the shard drains. A panic here is caught and ends
 /// only this connection, never the shard.
 pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener: Rc<ListenerCtx>) {
-    let _open = OpenConnection(shard.clone(), peer.ip());
+    let _open = OpenConnection::new(shard.clone(), peer.ip(), &listener);
     debug!(shard = shard.id, %peer, "connection accepted");
     let stream = match &listener.tls {
         None => Stream::from(tcp),
@@ -80,7 +86,7 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
         }
     };
     let mut conn = Conn {
-        stream,
+        stream: Metered::new(stream, listener.stats.clone()),
         scheme: listener.scheme(),
         peer,
         ip_text: peer.ip().to_string().into_bytes().into_boxed_slice(),
@@ -89,6 +95,7 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
         headers: Vec::new(),
         resp_headers: Vec::new(),
         logged: logging::LoggedRequest::default(),
+        route: None,
     };
     if AssertUnwindSafe(conn.run(&shard))
         .catch_unwind()
@@ -96,32 +103,6 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
         .is_err()
     {
         error!(shard = shard.id, %peer, "connection task panicked; connection closed");
-    }
-}
-
-/// Counts the connection open (per shard and per client IP) for as long as it lives, panics
-/// included.
-struct OpenConnection(Rc<Shard>, std::net::IpAddr);
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.connection_closed(self.1);
-    }
-}
-
-/// Counts a request in flight (for graceful drain) for as long as it lives.
-struct InFlight<'a>(&'a Shard);
-
-impl<'a> InFlight<'a> {
-    fn new(shard: &'a Shard) -> Self {
-        shard.request_started();
-        InFlight(shard)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.request_finished();
     }
 }
 
@@ -134,8 +115,17 @@ impl Conn {
             if shard.draining() && self.inbuf.is_empty() {
                 return;
             }
+            self.route = None;
+            // Wait for the head with copies of the limits: an idle connection holds no config
+            // snapshot, so a reload's old snapshot goes as soon as its requests finish.
+            let (limits, timeouts) = {
+                let snap = shard.snapshot();
+                (snap.config.limits.clone(), snap.config.timeouts.clone())
+            };
+            let read = self.read_head(&limits, &timeouts).await;
+            // The config current when the request arrived; the request keeps it to the end.
             let snap = shard.snapshot();
-            let head = match self.read_head(&snap.config).await {
+            let head = match read {
                 Ok(Some(head)) => head,
                 Ok(None) => return,
                 Err(e) => {
@@ -147,6 +137,9 @@ impl Conn {
                     self.answer_error(&e, &snap.config, false, false).await;
                     self.logged.unknown();
                     logging::log_request(shard, &self.ip_text, &self.logged, &ctx, started);
+                    snap.stats
+                        .unrouted
+                        .done(ctx.outcome.status, started.elapsed());
                     return;
                 }
             };
@@ -158,6 +151,9 @@ impl Conn {
             let started = StdInstant::now();
             let keep = self.exchange(shard, &snap, &head, &mut ctx).await;
             logging::log_request(shard, &self.ip_text, &self.logged, &ctx, started);
+            snap.stats
+                .route(self.route)
+                .done(ctx.outcome.status, started.elapsed());
             if !keep || shard.draining() {
                 return;
             }
@@ -166,23 +162,22 @@ impl Conn {
 
     /// Wait for the next request head. `Ok(None)`: the connection ended quietly (client closed,
     /// idle timeout, or a head cut short by the client).
-    async fn read_head(&mut self, cfg: &Config) -> Result<Option<RequestHead>, ProxyError> {
-        let cap = cfg.limits.header_bytes_max;
+    async fn read_head(
+        &mut self,
+        limits: &Limits,
+        timeouts: &Timeouts,
+    ) -> Result<Option<RequestHead>, ProxyError> {
+        let cap = limits.header_bytes_max;
         if self.inbuf.is_empty() {
-            let first = timeout(
-                cfg.timeouts.client_idle,
-                self.inbuf.fill(&mut self.stream, cap),
-            );
+            let first = timeout(timeouts.client_idle, self.inbuf.fill(&mut self.stream, cap));
             match first.await {
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return Ok(None),
             }
         }
-        let deadline = Instant::now() + cfg.timeouts.client_header;
+        let deadline = Instant::now() + timeouts.client_header;
         loop {
-            if let Some(head) =
-                request::parse(self.inbuf.pending(), &cfg.limits, &mut self.headers)?
-            {
+            if let Some(head) = request::parse(self.inbuf.pending(), limits, &mut self.headers)? {
                 return Ok(Some(head));
             }
             match timeout_at(deadline, self.inbuf.fill(&mut self.stream, cap)).await {
@@ -230,6 +225,7 @@ impl Conn {
             }
         };
         let route = cfg.router.get(id);
+        self.route = Some(id);
         ctx.begin(id, params, route.policy.claims.len());
         let step = {
             let view = RequestView {
@@ -239,7 +235,7 @@ impl Conn {
                 client_ip: &self.ip_text,
                 peer: self.peer.ip(),
             };
-            let step = gateway::request_phases(shard, &cfg.gateway, route, ctx, &view).await;
+            let step = gateway::request_phases(shard, snap, route, ctx, &view).await;
             if step == Step::Continue {
                 gateway::prepare_forward(route, ctx, &view);
             }

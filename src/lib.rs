@@ -27,6 +27,11 @@
 //!              clusters; new lists go to the control thread, memberships to every shard
 //!              (cluster: a shard's membership + balancer, held per request)
 //!   redis      RESP2 client on monoio sockets for global rate limits (gateway::global)
+//!   metrics    per-shard Cell counters and histograms, gathered by message, Prometheus text
+//!   admin      admin listener thread (own runtime): /metrics, /status, /config, /upstreams,
+//!              /reload, /cache/purge; asks the shards by message and the supervisor to reload
+//!   server     start, stop, and hot reload (server::reload): validate, bind new listeners,
+//!              every shard swaps its shard::Snapshot between requests, carrying what stays
 //! ```
 //!
 //! # Glossary
@@ -41,6 +46,7 @@
 #![deny(clippy::await_holding_refcell_ref)]
 
 pub mod access_log;
+pub mod admin;
 pub mod balancer;
 pub mod buf;
 pub mod cluster;
@@ -52,6 +58,7 @@ pub mod gateway;
 pub mod health;
 pub mod http;
 pub mod listener;
+pub mod metrics;
 pub mod proxy;
 pub mod redis;
 pub mod relay;

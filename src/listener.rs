@@ -12,7 +12,9 @@ use monoio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, warn};
 
+use crate::metrics::ListenerStats;
 use crate::shard::Shard;
+use crate::signal::Signal;
 
 const BACKLOG: i32 = 4096;
 
@@ -53,6 +55,17 @@ pub struct ListenerCtx {
     pub tls: Option<monoio_rustls::TlsAcceptor>,
     /// Client IPs let in (`allow` / `deny`); others are closed before any byte is read.
     pub access: crate::gateway::access::IpRules,
+    /// This shard's counters for the listener (kept across reloads).
+    pub stats: Rc<ListenerStats>,
+}
+
+impl std::fmt::Debug for ListenerCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerCtx")
+            .field("name", &self.name)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ListenerCtx {
@@ -66,13 +79,14 @@ impl ListenerCtx {
     }
 }
 
-/// Accept until the shard's stop signal fires.
-pub async fn accept_loop(shard: Rc<Shard>, std: StdListener, ctx: Rc<ListenerCtx>) {
-    let name = ctx.name.clone();
+/// Accept on listener `id` until the shard's stop signal or the listener's own `stop` fires
+/// (shutdown, or the listener left the config). Each connection takes the listener's context
+/// (TLS, access rules, counters) from the snapshot current when it is accepted.
+pub async fn accept_loop(shard: Rc<Shard>, id: u64, std: StdListener, stop: Rc<Signal>) {
     let listener = match TcpListener::from_std(std) {
         Ok(l) => l,
         Err(e) => {
-            warn!(shard = shard.id, listener = %name, error = %e, "cannot register listener");
+            warn!(shard = shard.id, listener = id, error = %e, "cannot register listener");
             return;
         }
     };
@@ -80,33 +94,33 @@ pub async fn accept_loop(shard: Rc<Shard>, std: StdListener, ctx: Rc<ListenerCtx
         let accepted = monoio::select! {
             r = listener.accept() => r,
             _ = shard.stop.wait() => break,
+            _ = stop.wait() => break,
         };
         match accepted {
             Ok((stream, peer)) => {
+                let Some(ctx) = shard.snapshot().listener(id).cloned() else {
+                    continue;
+                };
                 if !ctx.access.permits(peer.ip()) {
-                    debug!(shard = shard.id, %peer, listener = %name, "client IP refused by the listener's access rules; closing");
-                    drop(stream);
+                    debug!(shard = shard.id, %peer, listener = %ctx.name, "client IP refused by the listener's access rules; closing");
+                    ctx.stats.c.refused.inc();
                     continue;
                 }
                 if !shard.admit_connection(peer.ip()) {
                     debug!(shard = shard.id, %peer, "connection limit (shard or client IP) reached; closing");
-                    drop(stream);
+                    ctx.stats.c.refused.inc();
                     continue;
                 }
+                ctx.stats.c.accepted.inc();
                 let _ = stream.set_nodelay(true);
-                monoio::spawn(crate::connection::serve(
-                    shard.clone(),
-                    stream,
-                    peer,
-                    ctx.clone(),
-                ));
+                monoio::spawn(crate::connection::serve(shard.clone(), stream, peer, ctx));
             }
             Err(e) => {
                 // EMFILE/ENFILE and friends: back off instead of spinning on the error.
-                warn!(shard = shard.id, listener = %name, error = %e, "accept failed");
+                warn!(shard = shard.id, listener = id, error = %e, "accept failed");
                 monoio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
-    debug!(shard = shard.id, listener = %name, "stopped accepting");
+    debug!(shard = shard.id, listener = id, "stopped accepting");
 }

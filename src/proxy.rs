@@ -284,6 +284,7 @@ async fn read_response_head(
 async fn send_response(
     conn: &mut Conn,
     shard: &Shard,
+    pools: &crate::upstream::pool::Pools,
     cfg: &Config,
     upstream: &Upstream,
     head: &RequestHead,
@@ -341,7 +342,7 @@ async fn send_response(
     }
     ex.outcome.body_bytes = body.total();
     if resp.reusable && ex.body_done && up.buf.is_empty() {
-        shard.pools.checkin(up, upstream.idle_per_server_max);
+        pools.checkin(up, upstream.idle_per_server_max);
     }
     Ok(!close)
 }

@@ -3,7 +3,7 @@
 //! and balancer state. It shares only the read-only config, and hears from the rest of the
 //! process through its control channel.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::IpAddr;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -12,23 +12,23 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use monoio::time::TimeDriver;
-use monoio::{FusionRuntime, IoUringDriver, LegacyDriver, RuntimeBuilder};
+use monoio::FusionRuntime;
 use tracing::{info, warn};
 
 use crate::balancer::ServerState;
 pub use crate::cluster::{Cluster, Snapshot};
 
 mod conns;
+mod inspect;
+mod runtime;
 use crate::config::{Config, Driver, Upstream, UpstreamId};
 use crate::gateway::global::{self, Links};
 use crate::gateway::rate_limit::{LeaseRequest, Limiter};
 use crate::health::Report;
+use crate::metrics::Families;
 use crate::signal::Signal;
-use crate::upstream::pool::Pools;
-
-/// io_uring submission queue entries per shard.
-const RING_ENTRIES: u32 = 1024;
+pub use inspect::{PurgeFilter, PurgeResult, ServerView, ShardView, UpstreamView};
+pub(crate) use runtime::{build_runtime, Fusion};
 /// How often idle upstream connections past their lifetime are closed.
 const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// How often a draining shard checks for in-flight requests.
@@ -36,12 +36,16 @@ const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Messages to a shard. A server is named by its index in the control thread's membership
 /// of the cluster and by its pool; a shard whose membership differs finds it by the pool.
+/// Health, address and membership updates name the config generation their indexes belong
+/// to; a shard running another generation ignores them (the control thread sends the full
+/// state again after a reload).
 #[derive(Debug, Clone)]
 pub enum Control {
     /// Stop accepting, finish in-flight requests (up to the drain timeout), then exit.
     Shutdown,
     /// The active check's verdict on a server changed.
     Health {
+        gen: u64,
         upstream: UpstreamId,
         server: usize,
         pool: usize,
@@ -49,6 +53,7 @@ pub enum Control {
     },
     /// Passive health: the server is ejected until then, node-wide.
     Eject {
+        gen: u64,
         upstream: UpstreamId,
         server: usize,
         pool: usize,
@@ -56,30 +61,62 @@ pub enum Control {
     },
     /// The ejection ends early: the active check saw the server healthy.
     Release {
+        gen: u64,
         upstream: UpstreamId,
         server: usize,
         pool: usize,
     },
     /// A hostname's address changed (`Config::pools` index).
-    Resolved { pool: usize, addr: SocketAddr },
+    Resolved {
+        gen: u64,
+        pool: usize,
+        addr: SocketAddr,
+    },
     /// Discovery: cluster `upstream` now has these servers. `pools` holds (pool, address) of
     /// each; `retired` pools are named by no cluster any more (their idle connections close).
     /// Requests in flight finish on the membership they started with.
     Members {
+        gen: u64,
         upstream: UpstreamId,
         members: Arc<Upstream>,
         pools: Vec<(usize, SocketAddr)>,
         retired: Vec<usize>,
     },
+    /// Switch to a new config between requests; the shard answers its id once it has.
+    Reload(Arc<Reload>, flume::Sender<usize>),
+    /// The admin thread scrapes this shard's metrics.
+    Metrics(flume::Sender<Families>),
+    /// The admin thread asks for this shard's state (status, servers).
+    Inspect(flume::Sender<ShardView>),
+    /// Drop cached responses matching the filter. Answered by the response cache; until it
+    /// exists every shard answers `PurgeResult::NoCache`.
+    CachePurge(PurgeFilter, flume::Sender<PurgeResult>),
+}
+
+/// A validated new config and the listener changes, for every shard.
+#[derive(Debug)]
+pub struct Reload {
+    pub gen: u64,
+    pub config: Arc<Config>,
+    /// Stable id of each `config.listeners` entry.
+    pub listener_ids: Vec<u64>,
+    /// New listeners: id and one bound socket per shard (indexed by shard id). A shard takes
+    /// a duplicate of its own.
+    pub add: Vec<(u64, Vec<StdListener>)>,
+    /// Listeners that stop accepting.
+    pub remove: Vec<u64>,
 }
 
 /// Everything one shard owns. Shared with its connection tasks as `Rc<Shard>`.
 #[derive(Debug)]
 pub struct Shard {
     pub id: usize,
-    snapshot: Rc<Snapshot>,
-    pub pools: Pools,
-    /// Rate-limit buckets this shard owns and leases it holds.
+    /// The I/O driver the shard runs on, for status and metrics.
+    pub driver: &'static str,
+    /// The current config snapshot (a reload replaces it; requests keep theirs).
+    snapshot: RefCell<Rc<Snapshot>>,
+    /// Rate-limit buckets this shard owns and leases it holds (a reload keeps those of
+    /// policies that stay).
     pub limiter: Limiter,
     /// Every shard's rate-limit lease queue (this one's included), indexed by shard id.
     pub peers: Vec<flume::Sender<LeaseRequest>>,
@@ -96,6 +133,8 @@ pub struct Shard {
     draining: Cell<bool>,
     /// Fired at shutdown to stop the accept loops.
     pub stop: Signal,
+    /// Running accept loops: listener id and the signal that stops it (listener removed).
+    accepting: RefCell<Vec<(u64, Rc<Signal>)>>,
     /// To the control thread: passive-health findings. `None` when no control thread runs.
     reports: Option<flume::Sender<Report>>,
 }
@@ -104,11 +143,11 @@ impl Shard {
     pub fn new(
         id: usize,
         config: Arc<Config>,
+        listener_ids: &[u64],
         reports: Option<flume::Sender<Report>>,
         peers: Vec<flume::Sender<LeaseRequest>>,
         access_log: Option<crate::access_log::Channel>,
     ) -> Shard {
-        let pools = Pools::new(&config.pools);
         let limiter = Limiter::new(&config.gateway.rate_limits);
         let access_log = access_log.map(|ch| {
             let log = &config.log;
@@ -117,8 +156,8 @@ impl Shard {
         let global = Links::new(&config.gateway.rate_limits);
         Shard {
             id,
-            snapshot: Rc::new(Snapshot::new(config, id)),
-            pools,
+            driver: "",
+            snapshot: RefCell::new(Rc::new(Snapshot::new(config, id, 0, listener_ids, None))),
             limiter,
             peers,
             global,
@@ -127,16 +166,25 @@ impl Shard {
             active: Cell::new(0),
             draining: Cell::new(false),
             stop: Signal::default(),
+            accepting: RefCell::new(Vec::new()),
             reports,
         }
     }
 
-    /// Apply a health, address or membership update from the control thread. Servers and
-    /// clusters that do not fit the current config are ignored.
+    /// Apply a health, address or membership update from the control thread (ignored when
+    /// it names another config generation, or servers and clusters that do not fit), or
+    /// answer the admin thread.
     pub fn apply(&self, msg: Control) {
         let now = Instant::now();
-        let snap = &self.snapshot;
-        let with = |upstream: UpstreamId, server: usize, pool: usize, f: &dyn Fn(&ServerState)| {
+        let snap = self.snapshot();
+        let with = |gen: u64,
+                    upstream: UpstreamId,
+                    server: usize,
+                    pool: usize,
+                    f: &dyn Fn(&ServerState)| {
+            if gen != snap.gen {
+                return;
+            }
             let Some(c) = snap.cluster(upstream) else {
                 return;
             };
@@ -150,39 +198,58 @@ impl Shard {
             }
         };
         match msg {
-            Control::Shutdown => {}
             Control::Health {
+                gen,
                 upstream,
                 server,
                 pool,
                 up,
-            } => with(upstream, server, pool, &|s| s.set_up(up, now)),
+            } => with(gen, upstream, server, pool, &|s| s.set_up(up, now)),
             Control::Eject {
+                gen,
                 upstream,
                 server,
                 pool,
                 until,
-            } => with(upstream, server, pool, &|s| s.eject(until)),
+            } => with(gen, upstream, server, pool, &|s| s.eject(until)),
             Control::Release {
+                gen,
                 upstream,
                 server,
                 pool,
-            } => with(upstream, server, pool, &|s| s.release(now)),
-            Control::Resolved { pool, addr } => self.pools.set_addr(pool, addr),
+            } => with(gen, upstream, server, pool, &|s| s.release(now)),
+            Control::Resolved { gen, pool, addr } if gen == snap.gen => {
+                snap.pools.set_addr(pool, addr)
+            }
             Control::Members {
+                gen,
                 upstream,
                 members,
                 pools,
                 retired,
-            } => {
+            } if gen == snap.gen => {
                 for (pool, addr) in pools {
-                    self.pools.ensure(pool, addr);
+                    snap.pools.ensure(pool, addr);
                 }
                 for pool in retired {
-                    self.pools.retire(pool);
+                    snap.pools.retire(pool);
                 }
                 snap.set_members(upstream, members);
             }
+            Control::Metrics(reply) => {
+                let _ = reply.try_send(inspect::metrics(self, &snap));
+            }
+            Control::Inspect(reply) => {
+                let _ = reply.try_send(inspect::view(self, &snap));
+            }
+            Control::CachePurge(_filter, reply) => {
+                // The response cache handles this; there is none yet.
+                let _ = reply.try_send(PurgeResult::NoCache);
+            }
+            Control::Resolved { .. }
+            | Control::Members { .. }
+            | Control::Shutdown
+            | Control::Reload(..) => {}
         }
     }
 
@@ -194,8 +261,17 @@ impl Shard {
         }
     }
 
+    /// The current config snapshot. A request keeps the one it started on.
     pub fn snapshot(&self) -> Rc<Snapshot> {
-        self.snapshot.clone()
+        self.snapshot.borrow().clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.open()
+    }
+
+    pub fn requests_active(&self) -> usize {
+        self.active.get()
     }
 
     pub fn draining(&self) -> bool {
@@ -205,11 +281,13 @@ impl Shard {
     /// Count a new client connection from `ip`, unless the shard drains or is at its limit,
     /// or `ip` at `connections_per_ip_max` on this shard.
     pub fn admit_connection(&self, ip: IpAddr) -> bool {
-        !self.draining.get() && self.connections.admit(ip, &self.snapshot.config.limits)
+        let limits = &self.snapshot.borrow().config.limits;
+        !self.draining.get() && self.connections.admit(ip, limits)
     }
 
     pub fn connection_closed(&self, ip: IpAddr) {
-        self.connections.closed(ip, &self.snapshot.config.limits);
+        self.connections
+            .closed(ip, &self.snapshot.borrow().config.limits);
     }
 
     pub fn request_started(&self) {
@@ -220,6 +298,48 @@ impl Shard {
         debug_assert!(self.active.get() > 0);
         self.active.set(self.active.get().saturating_sub(1));
     }
+
+    /// Switch to `r.config` (new requests start on it; requests in flight finish on the old
+    /// snapshot), stop the accept loops of removed listeners and start those of new ones.
+    fn reload(self: &Rc<Self>, r: &Reload) {
+        let old = self.snapshot();
+        let next = Snapshot::new(
+            r.config.clone(),
+            self.id,
+            r.gen,
+            &r.listener_ids,
+            Some(&old),
+        );
+        self.limiter.reload(
+            &old.config.gateway.rate_limits,
+            &r.config.gateway.rate_limits,
+        );
+        *self.snapshot.borrow_mut() = Rc::new(next);
+        drop(old);
+        self.accepting.borrow_mut().retain(|(id, stop)| {
+            let removed = r.remove.contains(id);
+            if removed {
+                stop.fire();
+            }
+            !removed
+        });
+        for (id, sockets) in &r.add {
+            match sockets.get(self.id).map(StdListener::try_clone) {
+                Some(Ok(socket)) => self.start_accepting(*id, socket),
+                Some(Err(e)) => {
+                    warn!(shard = self.id, listener = id, error = %e, "cannot take the new listener")
+                }
+                None => warn!(shard = self.id, listener = id, "no socket for this shard"),
+            }
+        }
+        info!(shard = self.id, gen = r.gen, "config reloaded");
+    }
+
+    fn start_accepting(self: &Rc<Self>, id: u64, socket: StdListener) {
+        let stop = Rc::new(Signal::default());
+        self.accepting.borrow_mut().push((id, stop.clone()));
+        monoio::spawn(crate::listener::accept_loop(self.clone(), id, socket, stop));
+    }
 }
 
 /// What the main thread hands a shard thread.
@@ -228,8 +348,8 @@ pub struct ShardPlan {
     pub core: Option<core_affinity::CoreId>,
     pub driver: Driver,
     pub config: Arc<Config>,
-    /// (listener name, this shard's socket) for every listener.
-    pub listeners: Vec<(String, StdListener)>,
+    /// (listener id, this shard's socket) for every listener, in config order.
+    pub listeners: Vec<(u64, StdListener)>,
     pub control: flume::Receiver<Control>,
     /// To the control thread, when one runs.
     pub reports: Option<flume::Sender<Report>>,
@@ -246,8 +366,6 @@ pub fn spawn(plan: ShardPlan) -> io::Result<JoinHandle<()>> {
         .name(format!("coregate-shard-{}", plan.id))
         .spawn(move || run(plan))
 }
-
-pub(crate) type Fusion = FusionRuntime<TimeDriver<IoUringDriver>, TimeDriver<LegacyDriver>>;
 
 fn run(plan: ShardPlan) {
     let pinned = plan.core.map(core_affinity::set_for_current);
@@ -267,102 +385,41 @@ fn run(plan: ShardPlan) {
     );
     let id = plan.id;
     match &mut rt {
-        FusionRuntime::Uring(r) => r.block_on(shard_main(plan)),
-        FusionRuntime::Legacy(r) => r.block_on(shard_main(plan)),
+        FusionRuntime::Uring(r) => r.block_on(shard_main(plan, driver)),
+        FusionRuntime::Legacy(r) => r.block_on(shard_main(plan, driver)),
     }
     info!(shard = id, "shard stopped");
 }
 
-/// Build the shard's runtime: io_uring with the cheapest setup flags measured here
-/// (research/stack.md), io_uring without them on kernels that refuse them, else epoll.
-pub(crate) fn build_runtime(choice: Driver) -> io::Result<(Fusion, &'static str)> {
-    let legacy = || -> io::Result<(Fusion, &'static str)> {
-        let rt = RuntimeBuilder::<LegacyDriver>::new()
-            .enable_timer()
-            .build()?;
-        Ok((rt.into(), "legacy (epoll)"))
-    };
-    let want_uring = match choice {
-        Driver::Legacy => false,
-        Driver::IoUring => true,
-        Driver::Auto => monoio::utils::detect_uring(),
-    };
-    if !want_uring {
-        if choice == Driver::Auto {
-            warn!("io_uring is unavailable here; falling back to the legacy (epoll) driver");
-        }
-        return legacy();
-    }
-    let mut flagged = io_uring::IoUring::builder();
-    flagged
-        .setup_coop_taskrun()
-        .setup_single_issuer()
-        .setup_defer_taskrun();
-    let with_flags = RuntimeBuilder::<IoUringDriver>::new()
-        .with_entries(RING_ENTRIES)
-        .uring_builder(flagged)
-        .enable_timer()
-        .build();
-    match with_flags {
-        Ok(rt) => return Ok((rt.into(), "io_uring")),
-        Err(e) => warn!(error = %e, "io_uring setup flags refused; retrying without them"),
-    }
-    match RuntimeBuilder::<IoUringDriver>::new()
-        .with_entries(RING_ENTRIES)
-        .enable_timer()
-        .build()
-    {
-        Ok(rt) => Ok((rt.into(), "io_uring (no setup flags)")),
-        Err(e) if choice == Driver::Auto => {
-            warn!(error = %e, "io_uring failed; falling back to the legacy (epoll) driver");
-            legacy()
-        }
-        Err(e) => Err(e),
-    }
-}
-
-async fn shard_main(plan: ShardPlan) {
-    let shard = Rc::new(Shard::new(
+async fn shard_main(plan: ShardPlan, driver: &'static str) {
+    let ids: Vec<u64> = plan.listeners.iter().map(|(id, _)| *id).collect();
+    let mut shard = Shard::new(
         plan.id,
         plan.config,
+        &ids,
         plan.reports,
         plan.lease_peers,
         plan.access_log,
-    ));
-    // Answer other shards' lease requests for the rate-limit keys this shard owns.
+    );
+    shard.driver = driver;
+    let shard = Rc::new(shard);
+    // Answer other shards' lease requests for the rate-limit keys this shard owns. A request
+    // for another config generation (a reload under way) is dropped unanswered: the requester
+    // lets its request through.
     let owner = shard.clone();
     let leases = plan.leases;
     monoio::spawn(async move {
         while let Ok(req) = leases.recv_async().await {
-            let grant = owner.limiter.take_owned(req.policy, req.hash, req.want);
-            let _ = req.reply.try_send(grant);
+            if req.gen == owner.snapshot().gen {
+                let grant = owner.limiter.take_owned(req.policy, req.hash, req.want);
+                let _ = req.reply.try_send(grant);
+            }
         }
     });
     // Redis workers of global rate limits: connect now, before the first request needs them.
     global::start(&shard);
-    for (name, socket) in plan.listeners {
-        let tls = shard
-            .snapshot
-            .config
-            .listeners
-            .iter()
-            .find(|l| l.name == name)
-            .and_then(|l| l.tls.as_ref())
-            .map(|t| monoio_rustls::TlsAcceptor::from(t.server_config()));
-        let access = shard
-            .snapshot
-            .config
-            .listeners
-            .iter()
-            .find(|l| l.name == name)
-            .map(|l| l.access.clone())
-            .unwrap_or_default();
-        let ctx = Rc::new(crate::listener::ListenerCtx {
-            name: name.into(),
-            tls,
-            access,
-        });
-        monoio::spawn(crate::listener::accept_loop(shard.clone(), socket, ctx));
+    for (id, socket) in plan.listeners {
+        shard.start_accepting(id, socket);
     }
     if shard.access_log.is_some() {
         let flusher = shard.clone();
@@ -379,8 +436,8 @@ async fn shard_main(plan: ShardPlan) {
     monoio::spawn(async move {
         loop {
             monoio::time::sleep(POOL_SWEEP_INTERVAL).await;
-            let idle = sweeper.snapshot.config.timeouts.upstream_idle;
-            sweeper.pools.sweep(idle);
+            let snap = sweeper.snapshot();
+            snap.pools.sweep(snap.config.timeouts.upstream_idle);
         }
     });
     // Apply control messages until shutdown. A closed channel (the main thread is gone) means
@@ -388,6 +445,10 @@ async fn shard_main(plan: ShardPlan) {
     loop {
         match plan.control.recv_async().await {
             Ok(Control::Shutdown) | Err(_) => break,
+            Ok(Control::Reload(r, ack)) => {
+                shard.reload(&r);
+                let _ = ack.try_send(shard.id);
+            }
             Ok(msg) => shard.apply(msg),
         }
     }
@@ -397,7 +458,7 @@ async fn shard_main(plan: ShardPlan) {
 async fn drain(shard: &Shard) {
     shard.draining.set(true);
     shard.stop.fire();
-    let timeout = shard.snapshot.config.server.drain_timeout;
+    let timeout = shard.snapshot().config.server.drain_timeout;
     let deadline = Instant::now() + timeout;
     while shard.active.get() > 0 && Instant::now() < deadline {
         monoio::time::sleep(DRAIN_POLL_INTERVAL).await;

@@ -52,6 +52,12 @@ impl TlsSettings {
         })
     }
 
+    /// Use `old`'s session-ticket key (a reload keeps the listener's key, so tickets issued
+    /// before it still resume).
+    pub fn keep_ticket_key(&mut self, old: &TlsSettings) {
+        self.ticketer = old.ticketer.clone();
+    }
+
     /// A rustls server config for one shard.
     pub fn server_config(&self) -> Arc<ServerConfig> {
         let resolver = SniResolver {

@@ -1206,3 +1206,49 @@ fn named_files_must_be_regular_and_bounded() {
     let err = config::load(Path::new("/dev/zero")).unwrap_err();
     assert!(err.to_string().contains("not a regular file"), "{err}");
 }
+
+#[test]
+fn admin() {
+    assert!(config::from_toml("", Path::new("t.toml"))
+        .unwrap()
+        .admin
+        .is_none());
+    let c = config::from_toml(
+        "[admin]\nlisten = \"127.0.0.1:9901\"\ntoken = \"a-B_c.9~+/=\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    let a = c.admin.unwrap();
+    assert_eq!(a.listen.to_string(), "127.0.0.1:9901");
+    assert_eq!(a.token.as_deref(), Some("a-B_c.9~+/="));
+    fails(
+        "[admin]\nlisten = \"localhost\"\n",
+        "admin.listen",
+        "is not an IP:port",
+    );
+    fails(
+        "[admin]\ntoken = \"x\"\n",
+        "admin",
+        "missing field `listen`",
+    );
+    fails(
+        "[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"\"\n",
+        "admin.token",
+        "must be non-empty",
+    );
+    fails(
+        "[admin]\nlisten = \"127.0.0.1:1\"\ntoken = \"two words\"\n",
+        "admin.token",
+        "letters, digits",
+    );
+    fails(
+        "[admin]\nlisten = \"127.0.0.1:8080\"\n[[listener]]\nlisten = \"127.0.0.1:8080\"\n",
+        "admin.listen",
+        "is also a [[listener]] address",
+    );
+    fails(
+        "[admin]\nlisten = \"127.0.0.1:1\"\ntokn = \"x\"\n",
+        "admin.tokn",
+        "unknown field",
+    );
+}

@@ -88,3 +88,51 @@ resolve_interval_ms = 100\n[[upstream.server]]\naddress = \"backend.coregate.tes
     assert!(b.request_count() >= 6);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn after_a_reload_the_dns_thread_follows_the_new_hostnames() {
+    let a = Origin::fixed("a", "x");
+    let port = a.addr.port();
+    let b_addr: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+    let b = Origin::start_on(b_addr, |_| {
+        Reply::Bytes(response(200, &[("X-Origin", "b")], b"x"))
+    });
+    let dir = std::env::temp_dir().join(format!("coregate-dns-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 backend.coregate.test\n").unwrap();
+    let Some(wrapper) = private_hosts(hosts.to_str().unwrap()) else {
+        eprintln!("SKIPPED: no mount namespace (unshare) for this user; DNS change untested");
+        return;
+    };
+    let config = |server: &str| {
+        format!(
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\n[[upstream]]\nname = \"app\"\n\
+resolve_interval_ms = 100\n[[upstream.server]]\naddress = \"{server}\"\n\
+[[route]]\nupstream = \"app\"\n"
+        )
+    };
+    // At start: an IP only, so no DNS thread runs.
+    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let proxy = Proxy::start_under(&config(&a.addr.to_string()), Driver::Auto, &wrapper);
+    let mut c = Client::connect(proxy.addr());
+    assert_eq!(c.get("/").origin(), "a");
+    proxy.write_config(&config(&format!("backend.coregate.test:{port}")));
+    proxy.signal(libc::SIGHUP);
+    wait_until(Duration::from_secs(10), "the reload", || {
+        proxy.log().contains("reload complete")
+    });
+    assert_eq!(
+        c.get("/").origin(),
+        "a",
+        "the hostname resolves to a for now"
+    );
+    std::fs::write(&hosts, "127.0.0.2 backend.coregate.test\n").unwrap();
+    wait_until(
+        Duration::from_secs(10),
+        "traffic follows the hostname named by the reloaded config",
+        || c.get("/").origin() == "b",
+    );
+    assert!(b.request_count() >= 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -16,6 +16,8 @@ pub use super::upstream_file::{
 pub struct FileConfig {
     #[serde(default)]
     pub server: ServerFile,
+    /// `[admin]`: the admin listener (metrics, admin API); absent = none.
+    pub admin: Option<AdminFile>,
     #[serde(default)]
     pub log: LogFile,
     #[serde(default)]
@@ -122,6 +124,15 @@ pub enum DriverFile {
     Auto,
     IoUring,
     Legacy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// Required: "IP:port" of the admin listener.
+    pub listen: String,
+    /// Bearer token every admin request must carry; absent = none.
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

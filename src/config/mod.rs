@@ -37,6 +37,8 @@ pub struct Config {
     /// Where it was loaded from, for messages.
     pub source: PathBuf,
     pub server: ServerSettings,
+    /// The admin listener, when `[admin]` is present.
+    pub admin: Option<AdminSettings>,
     pub log: LogSettings,
     pub limits: Limits,
     pub timeouts: Timeouts,
@@ -53,6 +55,14 @@ pub struct Config {
     pub router: Router,
     /// Auth, rate-limit and CORS policies that routes refer to by index.
     pub gateway: Gateway,
+    /// The file as parsed, for `GET /config` (redacted there).
+    pub document: toml::Table,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -196,7 +206,9 @@ pub fn from_toml(text: &str, path: &Path) -> Result<Config, LoadError> {
         errors,
     };
     let file = parse(text).map_err(|e| wrap(vec![e]))?;
-    validate::build(file, path).map_err(wrap)
+    let mut config = validate::build(file, path).map_err(wrap)?;
+    config.document = text.parse().unwrap_or_default();
+    Ok(config)
 }
 
 fn parse(text: &str) -> Result<file::FileConfig, ConfigError> {

@@ -18,6 +18,10 @@ pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigE
     let timeouts = timeouts(&file.timeouts, &mut errs);
     let log = log(&file.log, path, &mut errs);
     let listeners = listeners(&file.listeners, path, &mut errs);
+    let admin = file
+        .admin
+        .as_ref()
+        .and_then(|a| admin(a, &listeners, &mut errs));
     let (upstreams, pools) = super::upstream::build(&file.upstreams, path, &mut errs);
     let discovery = super::discovery::settings(&file.discovery, &mut errs);
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -36,6 +40,7 @@ pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigE
     Ok(Config {
         source: path.to_path_buf(),
         server,
+        admin,
         log,
         limits,
         timeouts,
@@ -46,6 +51,47 @@ pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigE
         pools,
         router,
         gateway,
+        document: toml::Table::new(),
+    })
+}
+
+fn admin(
+    f: &AdminFile,
+    listeners: &[Listener],
+    errs: &mut Vec<ConfigError>,
+) -> Option<AdminSettings> {
+    let listen = match f.listen.parse::<SocketAddr>() {
+        Ok(a) if a.port() != 0 && listeners.iter().any(|l| l.addr == a) => {
+            errs.push(ConfigError::new(
+                "admin.listen",
+                format!("{a} is also a [[listener]] address"),
+            ));
+            None
+        }
+        Ok(a) => Some(a),
+        Err(_) => {
+            errs.push(ConfigError::new(
+                "admin.listen",
+                format!("\"{}\" is not an IP:port address", f.listen),
+            ));
+            None
+        }
+    };
+    if let Some(t) = &f.token {
+        // A bearer token (RFC 6750 token68 characters), so that it fits in one field.
+        let ok = !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
+        if !ok {
+            errs.push(ConfigError::new(
+                "admin.token",
+                "must be non-empty, of letters, digits and -._~+/=",
+            ));
+        }
+    }
+    Some(AdminSettings {
+        listen: listen?,
+        token: f.token.clone(),
     })
 }
 

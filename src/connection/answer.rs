@@ -75,7 +75,6 @@ impl Conn {
         let cfg = &snap.config;
         let mut body = Vec::new();
         let result = gateway::aggregate::run(
-            shard,
             snap,
             agg,
             self.inbuf.pending(),

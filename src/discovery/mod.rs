@@ -39,8 +39,11 @@ struct Entry {
 
 /// Start the discovery thread when some upstream has a discovery source. It exits when
 /// `stop` disconnects.
+/// `gen`: the config generation whose cluster indexes the reports use (a reload stops this
+/// thread and starts another).
 pub fn spawn(
     config: &Config,
+    gen: u64,
     reports: flume::Sender<Report>,
     stop: flume::Receiver<()>,
 ) -> io::Result<Option<JoinHandle<()>>> {
@@ -86,12 +89,13 @@ pub fn spawn(
     };
     std::thread::Builder::new()
         .name("coregate-discovery".into())
-        .spawn(move || run(entries, resolver, reports, stop))
+        .spawn(move || run(entries, gen, resolver, reports, stop))
         .map(Some)
 }
 
 fn run(
     mut entries: Vec<Entry>,
+    gen: u64,
     resolver: Resolver,
     reports: flume::Sender<Report>,
     stop: flume::Receiver<()>,
@@ -111,6 +115,7 @@ fn run(
                 "discovery: servers changed");
             e.last = found.clone();
             let report = Report::Discovered {
+                gen,
                 upstream: e.upstream,
                 servers: found,
             };

@@ -13,7 +13,7 @@ use crate::http::chunked::Decoder;
 use crate::http::response;
 use crate::http::BodyKind;
 use crate::router::Params;
-use crate::shard::{Shard, Snapshot};
+use crate::shard::Snapshot;
 use crate::upstream::{self, UpstreamConn};
 
 use super::rewrite::Piece;
@@ -77,7 +77,6 @@ impl PartError {
 
 /// Call every part concurrently and write the JSON answer body into `body`. `Ok(complete)`.
 pub async fn run(
-    shard: &Shard,
     snap: &Snapshot,
     agg: &Aggregate,
     buf: &[u8],
@@ -97,11 +96,7 @@ pub async fn run(
             }
         }
         async move {
-            match monoio::time::timeout(
-                p.timeout,
-                call(shard, snap, p.upstream, &target, client_ip),
-            )
-            .await
+            match monoio::time::timeout(p.timeout, call(snap, p.upstream, &target, client_ip)).await
             {
                 Ok(r) => r,
                 Err(_) => Err(PartError::Timeout),
@@ -170,7 +165,6 @@ pub fn write_answer(
 
 /// One GET to one server of `id`: the response body when the status is 2xx.
 async fn call(
-    shard: &Shard,
     snap: &Snapshot,
     id: UpstreamId,
     target: &[u8],
@@ -189,9 +183,9 @@ async fn call(
         .ok_or(PartError::Unavailable)?;
     let _load = lb.begin(i);
     let server = &upstream.servers[i];
-    let addr = shard.pools.addr(server.pool).unwrap_or(server.addr);
+    let addr = snap.pools.addr(server.pool).unwrap_or(server.addr);
     let tls = snap.tls_target(id, upstream, server);
-    let pooled = shard
+    let pooled = snap
         .pools
         .checkout(server.pool, cfg.timeouts.upstream_idle)
         .filter(|c| c.stream.is_tls() == tls.is_some());
@@ -214,7 +208,7 @@ async fn call(
         .map_err(|_| PartError::Unavailable)?;
     let (status, body, reusable) = read_response(&mut up).await?;
     if reusable && up.buf.is_empty() {
-        shard.pools.checkin(up, upstream.idle_per_server_max);
+        snap.pools.checkin(up, upstream.idle_per_server_max);
     }
     if !(200..300).contains(&status) {
         return Err(PartError::Status(status));

@@ -27,7 +27,7 @@ use std::hash::BuildHasher;
 use crate::http::request::RequestHead;
 use crate::http::{BodyKind, HeaderSpan};
 use crate::router::Route;
-use crate::shard::Shard;
+use crate::shard::{Shard, Snapshot};
 
 pub use ctx::RequestCtx;
 
@@ -83,14 +83,17 @@ pub struct RequestView<'a> {
     pub peer: std::net::IpAddr,
 }
 
-/// Run the request phases in their fixed order.
+/// Run the request phases in their fixed order, on the config snapshot `snap` (whose policies
+/// and counters the route's indexes refer to).
 pub async fn request_phases(
     shard: &Shard,
-    gw: &Gateway,
+    snap: &Snapshot,
     route: &Route,
     ctx: &mut RequestCtx,
     req: &RequestView<'_>,
 ) -> Step {
+    let gw = &snap.config.gateway;
+    let stats = snap.stats.route(Some(ctx.route));
     if let Step::Respond(s) = access_phase(route, req) {
         return Step::Respond(s);
     }
@@ -98,10 +101,16 @@ pub async fn request_phases(
         return Step::Respond(s);
     }
     if let Step::Respond(s) = auth_phase(gw, route, ctx, req) {
+        stats.c.auth_failures.inc();
         return Step::Respond(s);
     }
-    if let Step::Respond(s) = rate_limit_phase(shard, gw, route, ctx, req).await {
-        return Step::Respond(s);
+    match rate_limit_phase(shard, snap, route, ctx, req).await {
+        Step::Respond(429) => {
+            stats.c.rate_limited.inc();
+            return Step::Respond(429);
+        }
+        Step::Respond(s) => return Step::Respond(s),
+        Step::Continue => {}
     }
     // Cache lookup plugs in here: after the limits, before the action.
     Step::Continue
@@ -171,11 +180,13 @@ fn auth_phase(gw: &Gateway, route: &Route, ctx: &mut RequestCtx, req: &RequestVi
 
 async fn rate_limit_phase(
     shard: &Shard,
-    gw: &Gateway,
+    snap: &Snapshot,
     route: &Route,
     ctx: &mut RequestCtx,
     req: &RequestView<'_>,
 ) -> Step {
+    let gw = &snap.config.gateway;
+    let gen = snap.gen;
     let Some(id) = route.policy.rate_limit else {
         return Step::Continue;
     };
@@ -196,7 +207,9 @@ async fn rate_limit_phase(
     let decision = if p.scope == Scope::Global {
         match global::check(shard, p, id, hash, key).await {
             global::Outcome::Decided(d) => Some(d),
-            global::Outcome::Fallback(Fallback::Local) => node_decision(shard, p, id, hash).await,
+            global::Outcome::Fallback(Fallback::Local) => {
+                node_decision(shard, gen, p, id, hash).await
+            }
             global::Outcome::Fallback(Fallback::Open) => None,
             global::Outcome::Fallback(Fallback::Closed) => {
                 global::closed_fields(&mut ctx.answer_fields);
@@ -204,7 +217,7 @@ async fn rate_limit_phase(
             }
         }
     } else {
-        node_decision(shard, p, id, hash).await
+        node_decision(shard, gen, p, id, hash).await
     };
     let Some(decision) = decision else {
         return Step::Continue;
@@ -222,6 +235,7 @@ async fn rate_limit_phase(
 /// lease. `None`: the owner did not answer in time (let the request through).
 async fn node_decision(
     shard: &Shard,
+    gen: u64,
     p: &RateLimitPolicy,
     id: usize,
     hash: u64,
@@ -241,7 +255,7 @@ async fn node_decision(
         Placement::Remote { owner, want } => match limiter.from_lease(From::Owner, p, id, hash) {
             Some(d) => d,
             None => {
-                let g = rate_limit::lease(&shard.peers, owner, id, hash, want).await?;
+                let g = rate_limit::lease(&shard.peers, gen, owner, id, hash, want).await?;
                 limiter.on_grant(From::Owner, p, id, hash, g)
             }
         },

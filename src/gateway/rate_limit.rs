@@ -12,7 +12,8 @@
 //! third table of the same `Lease`s; its fallback when Redis is unreachable is the node scope.
 //! Every table is a `GenTable` bounded by `keys_max`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tracing::debug;
@@ -83,6 +84,9 @@ pub enum Scope {
 /// A lease request from one shard to a key's owner.
 #[derive(Debug)]
 pub struct LeaseRequest {
+    /// Config generation the policy index belongs to; the owner does not answer (the
+    /// requester lets the request through) when it runs another one, during a reload.
+    pub gen: u64,
     pub policy: usize,
     pub hash: u64,
     pub want: u32,
@@ -112,16 +116,17 @@ pub struct Lease {
     full_at_ns: u64,
 }
 
-/// One shard's buckets and leases, per policy.
+/// One shard's buckets and leases, per policy. A reload keeps the tables of policies that stay
+/// (same name, key and `keys_max`; a new rate applies to the kept buckets).
 #[derive(Debug)]
 pub struct Limiter {
     epoch: Instant,
-    policies: Vec<PolicyTables>,
+    policies: RefCell<Vec<Rc<PolicyTables>>>,
 }
 
 #[derive(Debug)]
 struct PolicyTables {
-    refill: Refill,
+    refill: Cell<Refill>,
     owned: RefCell<GenTable<Bucket>>,
     leases: RefCell<GenTable<Lease>>,
     /// Tokens leased from Redis (`scope = "global"`).
@@ -176,16 +181,34 @@ impl Limiter {
     pub fn new(policies: &[RateLimitPolicy]) -> Limiter {
         Limiter {
             epoch: Instant::now(),
-            policies: policies
-                .iter()
-                .map(|p| PolicyTables {
-                    refill: p.refill(),
-                    owned: RefCell::new(GenTable::new(p.keys_max)),
-                    leases: RefCell::new(GenTable::new(p.keys_max)),
-                    global: RefCell::new(GenTable::new(p.keys_max)),
-                })
-                .collect(),
+            policies: RefCell::new(policies.iter().map(PolicyTables::new).collect()),
         }
+    }
+
+    /// A reload: tables for `policies` (the new config's), keeping those of `old` policies
+    /// that stay (same name, key and `keys_max`).
+    pub fn reload(&self, old: &[RateLimitPolicy], policies: &[RateLimitPolicy]) {
+        let mut tables = self.policies.borrow_mut();
+        let next = policies
+            .iter()
+            .map(|p| {
+                let same = |o: &RateLimitPolicy| {
+                    o.name == p.name && o.key == p.key && o.keys_max == p.keys_max
+                };
+                match old.iter().position(same).and_then(|i| tables.get(i)) {
+                    Some(t) => {
+                        t.refill.set(p.refill());
+                        t.clone()
+                    }
+                    None => PolicyTables::new(p),
+                }
+            })
+            .collect();
+        *tables = next;
+    }
+
+    fn tables(&self, policy: usize) -> Option<Rc<PolicyTables>> {
+        self.policies.borrow().get(policy).cloned()
     }
 
     fn now_ns(&self) -> u64 {
@@ -194,14 +217,15 @@ impl Limiter {
 
     /// Take `want` tokens from the bucket this shard owns for `hash`.
     pub fn take_owned(&self, policy: usize, hash: u64, want: u32) -> Grant {
-        let Some(t) = self.policies.get(policy) else {
+        let Some(t) = self.tables(policy) else {
             return Grant::default();
         };
         let now = self.now_ns();
+        let refill = t.refill.get();
         let mut owned = t.owned.borrow_mut();
         owned
-            .get_or_insert_with(hash, || Bucket::full(&t.refill, now))
-            .take(want, &t.refill, now)
+            .get_or_insert_with(hash, || Bucket::full(&refill, now))
+            .take(want, &refill, now)
     }
 
     /// Spend a held lease token, or report a cached refusal. `None`: ask the owner (or Redis).
@@ -212,7 +236,7 @@ impl Limiter {
         policy: usize,
         hash: u64,
     ) -> Option<Decision> {
-        let t = self.policies.get(policy)?;
+        let t = self.tables(policy)?;
         let now = self.now_ns();
         let mut leases = t.table(from).borrow_mut();
         let l = leases.get_or_insert_with(hash, Lease::default);
@@ -249,7 +273,7 @@ impl Limiter {
         hash: u64,
         g: Grant,
     ) -> Decision {
-        let Some(t) = self.policies.get(policy) else {
+        let Some(t) = self.tables(policy) else {
             return decision(p, true, 0, 0, 0);
         };
         let now = self.now_ns();
@@ -268,6 +292,15 @@ impl Limiter {
 }
 
 impl PolicyTables {
+    fn new(p: &RateLimitPolicy) -> Rc<PolicyTables> {
+        Rc::new(PolicyTables {
+            refill: Cell::new(p.refill()),
+            owned: RefCell::new(GenTable::new(p.keys_max)),
+            leases: RefCell::new(GenTable::new(p.keys_max)),
+            global: RefCell::new(GenTable::new(p.keys_max)),
+        })
+    }
+
     fn table(&self, from: From) -> &RefCell<GenTable<Lease>> {
         match from {
             From::Owner => &self.leases,
@@ -298,6 +331,7 @@ pub fn decision(
 /// other shards, so it is bounded by their connection limits.
 pub async fn lease(
     peers: &[flume::Sender<LeaseRequest>],
+    gen: u64,
     owner: usize,
     policy: usize,
     hash: u64,
@@ -305,6 +339,7 @@ pub async fn lease(
 ) -> Option<Grant> {
     let (tx, rx) = flume::bounded(1);
     let req = LeaseRequest {
+        gen,
         policy,
         hash,
         want,

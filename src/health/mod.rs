@@ -7,6 +7,10 @@
 //!
 //! Messages name a server by its index in the membership the control thread holds and by its
 //! pool: a shard whose membership differs (a new one is on its way) finds it by the pool.
+//! They also name the config generation their indexes belong to: on a reload the supervisor
+//! sends the new config (`Report::Reload`) once every shard runs it; the node-wide health of
+//! servers that stay (same cluster name and address) is kept, probe streams restart for the
+//! new server set, and every shard gets the full state again. Stale messages are ignored.
 
 pub mod members;
 pub mod probe;
@@ -37,27 +41,25 @@ const BROADCAST_PATIENCE: Duration = Duration::from_secs(1);
 pub enum Report {
     /// A shard saw `consecutive_failures` in a row from this server (and ejected it itself).
     Failing {
+        gen: u64,
         upstream: UpstreamId,
         server: usize,
         pool: usize,
     },
     /// The DNS thread: a pool's hostname resolves to a new address.
-    Resolved { pool: usize, addr: SocketAddr },
+    Resolved {
+        gen: u64,
+        pool: usize,
+        addr: SocketAddr,
+    },
     /// The discovery thread: a cluster's servers are now these (sorted, non-empty).
     Discovered {
+        gen: u64,
         upstream: UpstreamId,
         servers: Vec<Found>,
     },
-}
-
-/// Whether the config needs a control thread: active or passive checks, hostnames to
-/// re-resolve, or discovered clusters.
-pub fn needed(config: &Config) -> bool {
-    config
-        .upstreams
-        .iter()
-        .any(|u| u.health.is_some() || u.outlier.is_some() || u.discovery.is_some())
-        || config.pools.iter().any(|p| p.resolve_interval.is_some())
+    /// Every shard now runs config generation `gen`: switch to it.
+    Reload { gen: u64, config: Arc<Config> },
 }
 
 /// What the main thread hands the control thread.
@@ -93,7 +95,44 @@ fn run(plan: Plan) {
 }
 
 async fn control_main(plan: Plan) {
-    let state = Rc::new(State::new(&plan.config, plan.shards));
+    let mut state = Rc::new(State::new(&plan.config, plan.shards, 0, None));
+    start_probes(&state);
+    loop {
+        let report = monoio::select! {
+            r = plan.reports.recv_async() => r,
+            _ = plan.stop.recv_async() => break,
+        };
+        match report {
+            Ok(Report::Failing {
+                gen,
+                upstream,
+                server,
+                pool,
+            }) if gen == state.gen => state.eject(upstream, server, pool).await,
+            Ok(Report::Resolved { gen, pool, addr }) if gen == state.gen => {
+                state.resolved(pool, addr).await
+            }
+            Ok(Report::Discovered {
+                gen,
+                upstream,
+                servers,
+            }) if gen == state.gen => state.discovered(upstream, &servers).await,
+            Ok(Report::Reload { gen, config }) => {
+                state.retired.set(true);
+                let next = State::new(&config, state.shards.clone(), gen, Some(&state));
+                state = Rc::new(next);
+                start_probes(&state);
+                state.sync().await;
+                info!(gen, "control thread switched to the new config");
+            }
+            Ok(_) => {} // for another generation
+            Err(_) => break,
+        }
+    }
+}
+
+/// One probe stream per server with an active check.
+fn start_probes(state: &Rc<State>) {
     for u in 0..state.clusters.len() {
         let upstream = state.clusters[u].borrow().upstream.clone();
         let n = upstream.servers.len() as u32;
@@ -104,27 +143,10 @@ async fn control_main(plan: Plan) {
             }
         }
     }
-    loop {
-        let report = monoio::select! {
-            r = plan.reports.recv_async() => r,
-            _ = plan.stop.recv_async() => break,
-        };
-        match report {
-            Ok(Report::Failing {
-                upstream,
-                server,
-                pool,
-            }) => state.eject(upstream, server, pool).await,
-            Ok(Report::Resolved { pool, addr }) => state.resolved(pool, addr).await,
-            Ok(Report::Discovered { upstream, servers }) => {
-                state.discovered(upstream, &servers).await
-            }
-            Err(_) => break,
-        }
-    }
 }
 
-/// Probe the server at `address` of cluster `u` every `interval`, until it leaves the cluster.
+/// Probe the server at `address` of cluster `u` every `interval`, until it leaves the cluster
+/// or a reload retires the state.
 async fn probe_loop(state: Rc<State>, u: UpstreamId, address: String, stagger: Duration) {
     monoio::time::sleep(stagger).await;
     let mut request = None;
@@ -139,7 +161,7 @@ async fn probe_loop(state: Rc<State>, u: UpstreamId, address: String, stagger: D
             None => (None, None),
         }
     };
-    loop {
+    while !state.retired.get() {
         let (addr, check) = {
             let c = state.clusters[u].borrow();
             let Some(s) = c.upstream.servers.iter().find(|s| s.address == address) else {
@@ -153,6 +175,9 @@ async fn probe_loop(state: Rc<State>, u: UpstreamId, address: String, stagger: D
         let req = request.get_or_insert_with(|| probe::request(&check, &address));
         let tls = connector.as_ref().map(|c| (c, name.clone()));
         let outcome = probe::probe(addr, req, &check, tls).await;
+        if state.retired.get() {
+            return;
+        }
         let pass = matches!(outcome, Ok(status) if probe::passes(&check, status));
         if !pass {
             tracing::debug!(upstream = u, server = %address, ?outcome, "health probe failed");
@@ -183,10 +208,14 @@ struct ClusterState {
     health: Vec<Rc<ServerHealth>>,
 }
 
+/// The control thread's state for one config generation.
 struct State {
+    gen: u64,
     shards: Vec<flume::Sender<Control>>,
     clusters: Vec<RefCell<ClusterState>>,
     pools: RefCell<PoolTable>,
+    /// A newer generation took over: probe loops of this one stop.
+    retired: Cell<bool>,
 }
 
 /// A server found in the current membership: its index, pool and health.
@@ -199,21 +228,84 @@ struct Member {
 }
 
 impl State {
-    fn new(config: &Config, shards: Vec<flume::Sender<Control>>) -> State {
+    /// The state for `config`; `prev` (the generation before, on a reload) lends the health
+    /// of servers that stay (same cluster name and address).
+    fn new(
+        config: &Config,
+        shards: Vec<flume::Sender<Control>>,
+        gen: u64,
+        prev: Option<&State>,
+    ) -> State {
+        let old = |name: &str, address: &str| {
+            let p = prev?;
+            let c = p
+                .clusters
+                .iter()
+                .find(|c| c.borrow().upstream.name == name)?;
+            let c = c.borrow();
+            let i = c
+                .upstream
+                .servers
+                .iter()
+                .position(|s| s.address == address)?;
+            c.health.get(i).cloned()
+        };
         let clusters = config
             .upstreams
             .iter()
             .map(|u| {
                 RefCell::new(ClusterState {
                     upstream: u.clone(),
-                    health: u.servers.iter().map(|_| Rc::default()).collect(),
+                    health: u
+                        .servers
+                        .iter()
+                        .map(|s| old(&u.name, &s.address).unwrap_or_default())
+                        .collect(),
                 })
             })
             .collect();
         State {
+            gen,
             shards,
             clusters,
             pools: RefCell::new(PoolTable::new(config)),
+            retired: Cell::new(false),
+        }
+    }
+
+    /// Send every checked server's health, and every ejection still running, to the shards
+    /// for this generation: transitions they may have missed while switching.
+    async fn sync(&self) {
+        let now = Instant::now();
+        for (u, cell) in self.clusters.iter().enumerate() {
+            let (upstream, health) = {
+                let c = cell.borrow();
+                (c.upstream.clone(), c.health.clone())
+            };
+            for (server, (s, h)) in upstream.servers.iter().zip(&health).enumerate() {
+                let (gen, pool) = (self.gen, s.pool);
+                if upstream.health.is_some() {
+                    let up = !h.down.get();
+                    self.broadcast(Control::Health {
+                        gen,
+                        upstream: u,
+                        server,
+                        pool,
+                        up,
+                    })
+                    .await;
+                }
+                if let Some(until) = h.ejected_until.get().filter(|&t| t > now) {
+                    self.broadcast(Control::Eject {
+                        gen,
+                        upstream: u,
+                        server,
+                        pool,
+                        until,
+                    })
+                    .await;
+                }
+            }
         }
     }
 
@@ -272,6 +364,7 @@ impl State {
                 h.down.set(false);
                 info!(upstream = %name, server = %address, "active check: server up");
                 self.broadcast(Control::Health {
+                    gen: self.gen,
                     upstream,
                     server,
                     pool,
@@ -285,6 +378,7 @@ impl State {
                     h.ejected_until.set(Some(Instant::now()));
                     info!(upstream = %name, server = %address, "active check: ejection ended early");
                     self.broadcast(Control::Release {
+                        gen: self.gen,
                         upstream,
                         server,
                         pool,
@@ -300,6 +394,7 @@ impl State {
                 h.down.set(true);
                 warn!(upstream = %name, server = %address, "active check: server down");
                 self.broadcast(Control::Health {
+                    gen: self.gen,
                     upstream,
                     server,
                     pool,
@@ -340,6 +435,7 @@ impl State {
             ejection_ms = length.as_millis() as u64, ejections = n, "outlier: server ejected");
         let (upstream, server, pool) = (u, f.index, f.pool);
         self.broadcast(Control::Eject {
+            gen: self.gen,
             upstream,
             server,
             pool,
@@ -356,7 +452,12 @@ impl State {
                 _ => return,
             }
         }
-        self.broadcast(Control::Resolved { pool, addr }).await;
+        self.broadcast(Control::Resolved {
+            gen: self.gen,
+            pool,
+            addr,
+        })
+        .await;
     }
 
     /// A discovered list: build the new membership, carry each staying server's health, start
@@ -393,6 +494,7 @@ impl State {
         info!(upstream = %old.name, servers = change.members.servers.len(), added = fresh.len(),
             retired_pools = change.retired.len(), "cluster membership changed");
         self.broadcast(Control::Members {
+            gen: self.gen,
             upstream: u,
             members: change.members.clone(),
             pools: change.pools,

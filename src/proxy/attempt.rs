@@ -10,13 +10,14 @@ use tracing::debug;
 
 use super::{build_request, send_request, send_response, Attempt, Changes, Exchange};
 use crate::balancer::{Affinity, Balancer, RequestFacts, Tried, Verdict};
-use crate::config::{Config, Upstream, UpstreamId, UpstreamServer};
+use crate::config::{Upstream, UpstreamId, UpstreamServer};
 use crate::connection::Conn;
 use crate::error::ProxyError;
 use crate::health::Report;
 use crate::http::request::RequestHead;
 use crate::http::response::ResponseHead;
 use crate::http::BodyKind;
+use crate::metrics::ServerStats;
 use crate::relay::Relay;
 use crate::shard::{Shard, Snapshot};
 use crate::upstream::retry::{self, Failure};
@@ -46,6 +47,8 @@ pub(super) async fn exchange(
     let upstream = &*cluster.upstream;
     let c = Cluster {
         shard,
+        snap,
+        cluster: &cluster,
         id,
         upstream,
         lb: &cluster.lb,
@@ -54,9 +57,10 @@ pub(super) async fn exchange(
     let now = Instant::now();
     c.lb.budget.on_request(now);
     let mut tried = Tried::default();
-    let mut server =
-        c.lb.pick(upstream, &c.affinity, &tried, now)
-            .ok_or(ProxyError::NoServer)?;
+    let Some(mut server) = c.lb.pick(upstream, &c.affinity, &tried, now) else {
+        snap.stats.upstream(id).c.unavailable.inc();
+        return Err(ProxyError::NoServer);
+    };
     let mut body = build_request(conn, cfg, head, &upstream.servers[server], changes, ex)?;
     let replayable = body.is_done();
     let resendable = replayable && (retry::idempotent(head.method) || retry_non_idempotent);
@@ -66,14 +70,17 @@ pub(super) async fn exchange(
         let started = Instant::now();
         let target = &upstream.servers[server];
         let tls = snap.tls_target(id, upstream, target);
-        match attempt(
-            conn, shard, cfg, target, tls, &mut body, head, ex, replayable,
-        )
-        .await
-        {
+        let stats = cluster.stats(server);
+        let to = Target {
+            server: target,
+            tls,
+            stats,
+        };
+        match attempt(conn, snap, to, &mut body, head, ex, replayable).await {
             Ok((up, resp)) => {
                 let now = Instant::now();
                 let latency = now - started;
+                stats.answered(resp.status, latency);
                 ex.outcome.upstream = Some((id, server));
                 ex.outcome.upstream_addr = Some(up.addr);
                 ex.outcome.upstream_time = Some(latency);
@@ -83,8 +90,9 @@ pub(super) async fn exchange(
                 );
                 let cookie = sticky_cookie(upstream, &c.affinity, server);
                 let edits = &changes.response;
+                let pools = &snap.pools;
                 let sent = send_response(
-                    conn, shard, cfg, upstream, head, up, resp, cookie, edits, ex,
+                    conn, shard, pools, cfg, upstream, head, up, resp, cookie, edits, ex,
                 );
                 let result = sent.await;
                 drop(load);
@@ -92,6 +100,7 @@ pub(super) async fn exchange(
             }
             Err(failure) => {
                 drop(load);
+                stats.c.failures.inc();
                 let next = c.after_failure(failure, server, &tried, resendable)?;
                 if head.authority.is_none() {
                     let next_addr = upstream.servers[next].address.as_bytes();
@@ -118,6 +127,9 @@ fn affinity(conn: &Conn, upstream: &Upstream, head: &RequestHead) -> Affinity {
 /// The cluster a request is being balanced over, on this shard.
 struct Cluster<'a> {
     shard: &'a Shard,
+    snap: &'a Snapshot,
+    /// This request's membership (its servers' counters).
+    cluster: &'a crate::cluster::Cluster,
     id: UpstreamId,
     upstream: &'a Upstream,
     lb: &'a Balancer,
@@ -144,10 +156,13 @@ impl Cluster<'_> {
         let Some(next) = self.lb.pick(upstream, &self.affinity, tried, now) else {
             return Err(failure.into_error());
         };
+        let stats = &self.snap.stats.upstream(self.id).c;
         if !self.lb.budget.try_retry(now, upstream.retry_budget) {
+            stats.retry_budget_exhausted.inc();
             debug!(upstream = %upstream.name, "retry budget exhausted; not retrying");
             return Err(failure.into_error());
         }
+        stats.retries.inc();
         debug!(upstream = %upstream.name, from = %upstream.servers[server].address,
             to = %upstream.servers[next].address, error = ?failure, "retrying on another server");
         Ok(next)
@@ -162,7 +177,9 @@ impl Cluster<'_> {
                 upstream, server, "consecutive failures: server ejected on this shard"
             );
             let pool = self.upstream.servers[server].pool;
+            self.cluster.stats(server).c.ejections.inc();
             self.shard.report(Report::Failing {
+                gen: self.snap.gen,
                 upstream,
                 server,
                 pool,
@@ -174,37 +191,42 @@ impl Cluster<'_> {
 /// One attempt on `server`: a pooled connection or a new one, the request, the response head.
 /// A pooled connection found dead before any response byte is replaced once by a new one to
 /// the same server when the whole request is in hand (`replayable`).
-#[allow(clippy::too_many_arguments)]
 async fn attempt(
     conn: &mut Conn,
-    shard: &Shard,
-    cfg: &Config,
-    server: &UpstreamServer,
-    tls: TlsTarget<'_>,
+    snap: &Snapshot,
+    to: Target<'_>,
     body: &mut Relay,
     head: &RequestHead,
     ex: &mut Exchange,
     replayable: bool,
 ) -> Result<(UpstreamConn, ResponseHead), Failure> {
-    let addr = shard.pools.addr(server.pool).unwrap_or(server.addr);
+    let (cfg, server, tls, stats) = (&snap.config, to.server, to.tls, to.stats);
+    let addr = snap.pools.addr(server.pool).unwrap_or(server.addr);
     let connect_timeout = cfg.timeouts.upstream_connect;
     // A pooled connection of the other kind (a plain and an HTTPS cluster naming one
     // address) is not reused.
-    let pooled = shard
+    let pooled = snap
         .pools
         .checkout(server.pool, cfg.timeouts.upstream_idle)
         .filter(|c| c.stream.is_tls() == tls.is_some());
     let mut up = match pooled {
-        Some(up) => up,
-        None => upstream::connect(addr, server.pool, connect_timeout, tls.clone())
-            .await
-            .map_err(Failure::Connect)?,
+        Some(up) => {
+            stats.c.connections_reused.inc();
+            up
+        }
+        None => {
+            stats.c.connections_opened.inc();
+            upstream::connect(addr, server.pool, connect_timeout, tls.clone())
+                .await
+                .map_err(Failure::Connect)?
+        }
     };
     loop {
         match send_request(conn, &mut up, body, head, cfg, ex).await {
             Ok(resp) => return Ok((up, resp)),
             Err(Attempt::Retry(e)) if up.reused && replayable => {
                 debug!(server = %server.address, error = %e, "pooled connection failed; retrying on a fresh one");
+                stats.c.connections_opened.inc();
                 up = upstream::connect(addr, server.pool, connect_timeout, tls.clone())
                     .await
                     .map_err(Failure::Connect)?;
@@ -218,6 +240,13 @@ async fn attempt(
             Err(Attempt::Fail(e)) => return Err(Failure::Final(e)),
         }
     }
+}
+
+/// Where one attempt goes: the server, how to secure a new connection, its counters.
+struct Target<'a> {
+    server: &'a UpstreamServer,
+    tls: TlsTarget<'a>,
+    stats: &'a ServerStats,
 }
 
 /// The `Set-Cookie` field for stickiness, when the client does not already name this server.

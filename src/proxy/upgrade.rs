@@ -66,7 +66,7 @@ pub(super) async fn switch(
     relay::write_all(&mut conn.stream, &mut conn.out, cfg.timeouts.client_send)
         .await
         .map_err(|_| ProxyError::DownstreamIo)?;
-    let client = std::mem::replace(&mut conn.stream, Stream::Closed);
+    let client = std::mem::replace(&mut *conn.stream, Stream::Closed);
     let (end, moved) = tunnel::run(
         client,
         up.stream,
@@ -75,6 +75,7 @@ pub(super) async fn switch(
     )
     .await;
     conn.inbuf.consume(conn.inbuf.len());
+    conn.stream.count(moved.up, moved.down);
     ex.outcome.body_bytes = early_down + moved.down;
     debug!(peer = %conn.peer, ?end, up = moved.up, down = early_down + moved.down, "tunnel closed");
     Ok(false)

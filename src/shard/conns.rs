@@ -16,6 +16,11 @@ pub struct Connections {
 }
 
 impl Connections {
+    /// Open connections counted now.
+    pub fn open(&self) -> usize {
+        self.open.get()
+    }
+
     /// Count a new connection from `ip`, unless a limit is reached.
     pub fn admit(&self, ip: IpAddr, limits: &Limits) -> bool {
         if self.open.get() >= limits.connections_per_shard_max {

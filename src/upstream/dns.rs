@@ -2,7 +2,8 @@
 //! so it never runs on a shard (nor on the control thread's runtime). A changed address goes to
 //! the control thread, which tells every shard; their idle connections to the old address
 //! close. If the current address is still among the answers it is kept, so round-robin DNS
-//! does not churn connections. A failed lookup keeps the last good address.
+//! does not churn connections. A failed lookup keeps the last good address. A reload stops
+//! this thread and starts another one for the new config's hostnames.
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -27,6 +28,7 @@ struct Entry {
 /// It exits when `stop` disconnects.
 pub fn spawn(
     pools: &[PoolAddress],
+    gen: u64,
     reports: flume::Sender<Report>,
     stop: flume::Receiver<()>,
 ) -> io::Result<Option<JoinHandle<()>>> {
@@ -50,11 +52,17 @@ pub fn spawn(
     }
     std::thread::Builder::new()
         .name("coregate-dns".into())
-        .spawn(move || run(entries, reports, stop))
+        .spawn(move || run(entries, gen, reports, stop))
         .map(Some)
 }
 
-fn run(mut entries: Vec<Entry>, reports: flume::Sender<Report>, stop: flume::Receiver<()>) {
+/// `gen`: the config generation whose pool indexes `entries` use.
+fn run(
+    mut entries: Vec<Entry>,
+    gen: u64,
+    reports: flume::Sender<Report>,
+    stop: flume::Receiver<()>,
+) {
     loop {
         let next = entries
             .iter()
@@ -73,7 +81,11 @@ fn run(mut entries: Vec<Entry>, reports: flume::Sender<Report>, stop: flume::Rec
             info!(server = %e.address, old = %e.current, new = %addr, "server address changed");
             e.current = addr;
             if reports
-                .send(Report::Resolved { pool: e.pool, addr })
+                .send(Report::Resolved {
+                    gen,
+                    pool: e.pool,
+                    addr,
+                })
                 .is_err()
             {
                 return;

@@ -1,9 +1,17 @@
 //! Idle keep-alive connections of one shard, per upstream server address, and the current IP
 //! of each address (a hostname's changes arrive by message). LIFO, so the warmest connection is
-//! reused first and the coldest ages out; bounded per server; never shared.
+//! reused first and the coldest ages out; bounded per server; never shared between shards.
+//!
+//! Each address has a slot (`Rc<PoolSlot>`), indexed by `UpstreamServer::pool`. Discovery adds
+//! slots and retires them (`ensure`, `retire`). A config reload builds new `Pools` that keep the
+//! slots of addresses still listed (pools are keyed by the address as written), so pooled
+//! connections survive a reload, and requests still running on the old snapshot return their
+//! connections to the same slot.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::UpstreamConn;
@@ -11,64 +19,111 @@ use crate::config::PoolAddress;
 
 #[derive(Debug, Default)]
 pub struct Pools {
-    /// Indexed by `UpstreamServer::pool`.
-    idle: RefCell<Vec<Vec<UpstreamConn>>>,
-    /// Where each pool's address points now; `None` once retired (no cluster names it).
-    /// Grows when discovery adds addresses (the control thread bounds the pool count).
-    addrs: RefCell<Vec<Option<SocketAddr>>>,
+    /// Indexed by `UpstreamServer::pool`; `None` once retired (no cluster names it). Grows when
+    /// discovery adds addresses (the control thread bounds the pool count).
+    slots: RefCell<Vec<Option<Rc<PoolSlot>>>>,
+}
+
+#[derive(Debug)]
+pub struct PoolSlot {
+    idle: RefCell<Vec<UpstreamConn>>,
+    /// Where the address points now.
+    addr: Cell<SocketAddr>,
+}
+
+impl PoolSlot {
+    fn new(addr: SocketAddr) -> Rc<PoolSlot> {
+        Rc::new(PoolSlot {
+            idle: RefCell::new(Vec::new()),
+            addr: Cell::new(addr),
+        })
+    }
+
+    fn set_addr(&self, addr: SocketAddr) {
+        if self.addr.get() != addr {
+            self.addr.set(addr);
+            self.idle.borrow_mut().clear();
+        }
+    }
 }
 
 impl Pools {
     pub fn new(addresses: &[PoolAddress]) -> Pools {
-        Pools {
-            idle: RefCell::new(addresses.iter().map(|_| Vec::new()).collect()),
-            addrs: RefCell::new(addresses.iter().map(|a| Some(a.addr)).collect()),
+        Pools::carry(addresses, None)
+    }
+
+    /// Pools for `addresses`, keeping the slots (and idle connections) of the addresses that
+    /// `prev` (the previous snapshot's addresses and pools) also had. An address whose IP
+    /// changed in between (resolved again at load) drops its idle connections.
+    pub fn carry(addresses: &[PoolAddress], prev: Option<(&[PoolAddress], &Pools)>) -> Pools {
+        let mut old: HashMap<&str, Rc<PoolSlot>> = HashMap::new();
+        if let Some((pa, pp)) = prev {
+            for (a, slot) in pa.iter().zip(pp.slots.borrow().iter()) {
+                if let Some(slot) = slot {
+                    old.insert(a.address.as_str(), slot.clone());
+                }
+            }
         }
+        let slots = addresses
+            .iter()
+            .map(|a| match old.remove(a.address.as_str()) {
+                Some(slot) => {
+                    slot.set_addr(a.addr);
+                    Some(slot)
+                }
+                None => Some(PoolSlot::new(a.addr)),
+            })
+            .collect();
+        Pools {
+            slots: RefCell::new(slots),
+        }
+    }
+
+    fn slot(&self, pool: usize) -> Option<Rc<PoolSlot>> {
+        self.slots.borrow().get(pool).cloned().flatten()
     }
 
     /// The address to connect to for `pool` (`None` once retired).
     pub fn addr(&self, pool: usize) -> Option<SocketAddr> {
-        self.addrs.borrow().get(pool).copied().flatten()
+        self.slots
+            .borrow()
+            .get(pool)
+            .and_then(|s| s.as_ref().map(|s| s.addr.get()))
     }
 
     /// `pool`'s hostname now resolves to `addr`: idle connections to the old address close.
     pub fn set_addr(&self, pool: usize, addr: SocketAddr) {
-        if pool < self.addrs.borrow().len() {
-            self.ensure(pool, addr);
+        if let Some(slot) = self.slot(pool) {
+            slot.set_addr(addr);
         }
     }
 
     /// Discovery: `pool` exists (grown to it if new) and points at `addr`; idle connections
     /// to another address close.
     pub fn ensure(&self, pool: usize, addr: SocketAddr) {
-        let mut addrs = self.addrs.borrow_mut();
-        let mut idle = self.idle.borrow_mut();
-        if addrs.len() <= pool {
-            addrs.resize(pool + 1, None);
-            idle.resize_with(pool + 1, Vec::new);
+        let mut slots = self.slots.borrow_mut();
+        if slots.len() <= pool {
+            slots.resize(pool + 1, None);
         }
-        if addrs[pool] != Some(addr) {
-            addrs[pool] = Some(addr);
-            idle[pool].clear();
+        match &slots[pool] {
+            Some(slot) => slot.set_addr(addr),
+            None => slots[pool] = Some(PoolSlot::new(addr)),
         }
     }
 
     /// No cluster names `pool` any more: close its idle connections, pool none again.
     pub fn retire(&self, pool: usize) {
-        if let Some(a) = self.addrs.borrow_mut().get_mut(pool) {
-            *a = None;
-        }
-        if let Some(list) = self.idle.borrow_mut().get_mut(pool) {
-            list.clear();
+        if let Some(slot) = self.slots.borrow_mut().get_mut(pool).and_then(Option::take) {
+            slot.idle.borrow_mut().clear();
         }
     }
 
     /// The most recently returned connection that has not been idle longer than `idle_max`.
     pub fn checkout(&self, pool: usize, idle_max: Duration) -> Option<UpstreamConn> {
-        let mut idle = self.idle.borrow_mut();
-        let list = idle.get_mut(pool)?;
+        let slot = self.slot(pool)?;
+        let mut idle = slot.idle.borrow_mut();
         let now = Instant::now();
-        while let Some(mut conn) = list.pop() {
+        while let Some(mut conn) = idle.pop() {
             if now.duration_since(conn.idle_since) < idle_max {
                 debug_assert!(conn.buf.is_empty(), "pooled connection with unread bytes");
                 conn.reused = true;
@@ -84,29 +139,37 @@ impl Pools {
             conn.buf.is_empty(),
             "only a connection with nothing unread is reusable"
         );
-        if self.addr(conn.pool) != Some(conn.addr) {
-            return; // connected before the address changed
-        }
-        let mut idle = self.idle.borrow_mut();
-        let Some(list) = idle.get_mut(conn.pool) else {
+        let Some(slot) = self.slot(conn.pool) else {
             return;
         };
-        if list.len() >= max {
+        if slot.addr.get() != conn.addr {
+            return; // connected before the address changed
+        }
+        let mut idle = slot.idle.borrow_mut();
+        if idle.len() >= max {
             return;
         }
         conn.idle_since = Instant::now();
-        list.push(conn);
+        idle.push(conn);
     }
 
     /// Close connections idle longer than `idle_max` (run periodically, off the request path).
     pub fn sweep(&self, idle_max: Duration) {
         let now = Instant::now();
-        for list in self.idle.borrow_mut().iter_mut() {
-            list.retain(|c| now.duration_since(c.idle_since) < idle_max);
+        for slot in self.slots.borrow().iter().flatten() {
+            slot.idle
+                .borrow_mut()
+                .retain(|c| now.duration_since(c.idle_since) < idle_max);
         }
     }
 
     pub fn idle_count(&self) -> usize {
-        self.idle.borrow().iter().map(Vec::len).sum()
+        let slots = self.slots.borrow();
+        slots.iter().flatten().map(|s| s.idle.borrow().len()).sum()
+    }
+
+    /// Idle connections of one pool.
+    pub fn idle_in(&self, pool: usize) -> usize {
+        self.slot(pool).map_or(0, |s| s.idle.borrow().len())
     }
 }

@@ -6,6 +6,7 @@
 pub mod dns;
 pub mod jwt;
 pub mod load;
+pub mod ops;
 pub mod redis;
 
 use std::collections::{HashMap, VecDeque};
@@ -513,6 +514,16 @@ impl Proxy {
     /// What the proxy printed on stdout so far.
     pub fn stdout(&self) -> String {
         self.out.lock().unwrap().clone()
+    }
+
+    /// The config file the proxy was started on (rewrite it, then reload).
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
+    /// Replace the proxy's config file (takes effect at the next reload).
+    pub fn write_config(&self, toml: &str) {
+        std::fs::write(&self.config_path, toml).unwrap();
     }
 
     pub fn signal(&self, sig: i32) {
