@@ -20,6 +20,7 @@ pub use crate::cluster::{Cluster, Snapshot};
 
 mod conns;
 mod inspect;
+mod reload;
 mod runtime;
 use crate::config::{Config, Driver, Upstream, UpstreamId};
 use crate::gateway::global::{self, Links};
@@ -28,6 +29,7 @@ use crate::health::Report;
 use crate::metrics::Families;
 use crate::signal::Signal;
 pub use inspect::{PurgeFilter, PurgeResult, ServerView, ShardView, UpstreamView};
+pub use reload::Reload;
 pub(crate) use runtime::{build_runtime, Fusion};
 /// How often idle upstream connections past their lifetime are closed.
 const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -91,20 +93,6 @@ pub enum Control {
     /// Drop cached responses matching the filter. Answered by the response cache; until it
     /// exists every shard answers `PurgeResult::NoCache`.
     CachePurge(PurgeFilter, flume::Sender<PurgeResult>),
-}
-
-/// A validated new config and the listener changes, for every shard.
-#[derive(Debug)]
-pub struct Reload {
-    pub gen: u64,
-    pub config: Arc<Config>,
-    /// Stable id of each `config.listeners` entry.
-    pub listener_ids: Vec<u64>,
-    /// New listeners: id and one bound socket per shard (indexed by shard id). A shard takes
-    /// a duplicate of its own.
-    pub add: Vec<(u64, Vec<StdListener>)>,
-    /// Listeners that stop accepting.
-    pub remove: Vec<u64>,
 }
 
 /// Everything one shard owns. Shared with its connection tasks as `Rc<Shard>`.
@@ -297,48 +285,6 @@ impl Shard {
     pub fn request_finished(&self) {
         debug_assert!(self.active.get() > 0);
         self.active.set(self.active.get().saturating_sub(1));
-    }
-
-    /// Switch to `r.config` (new requests start on it; requests in flight finish on the old
-    /// snapshot), stop the accept loops of removed listeners and start those of new ones.
-    fn reload(self: &Rc<Self>, r: &Reload) {
-        let old = self.snapshot();
-        let next = Snapshot::new(
-            r.config.clone(),
-            self.id,
-            r.gen,
-            &r.listener_ids,
-            Some(&old),
-        );
-        self.limiter.reload(
-            &old.config.gateway.rate_limits,
-            &r.config.gateway.rate_limits,
-        );
-        *self.snapshot.borrow_mut() = Rc::new(next);
-        drop(old);
-        self.accepting.borrow_mut().retain(|(id, stop)| {
-            let removed = r.remove.contains(id);
-            if removed {
-                stop.fire();
-            }
-            !removed
-        });
-        for (id, sockets) in &r.add {
-            match sockets.get(self.id).map(StdListener::try_clone) {
-                Some(Ok(socket)) => self.start_accepting(*id, socket),
-                Some(Err(e)) => {
-                    warn!(shard = self.id, listener = id, error = %e, "cannot take the new listener")
-                }
-                None => warn!(shard = self.id, listener = id, "no socket for this shard"),
-            }
-        }
-        info!(shard = self.id, gen = r.gen, "config reloaded");
-    }
-
-    fn start_accepting(self: &Rc<Self>, id: u64, socket: StdListener) {
-        let stop = Rc::new(Signal::default());
-        self.accepting.borrow_mut().push((id, stop.clone()));
-        monoio::spawn(crate::listener::accept_loop(self.clone(), id, socket, stop));
     }
 }
 
