@@ -117,7 +117,13 @@ impl Snapshot {
             .iter()
             .map(|u| {
                 let old = prev.and_then(|p| p.cluster(p.config.upstream_id(&u.name)?));
-                RefCell::new(Rc::new(Cluster::new(u.clone(), shard_id, old.as_deref())))
+                // A DNS-discovered cluster has no servers at load: keep the running membership
+                // until the new discovery thread's first answer replaces it.
+                let members = match &old {
+                    Some(o) if u.servers.is_empty() && u.discovery.is_some() => o.upstream.clone(),
+                    _ => u.clone(),
+                };
+                RefCell::new(Rc::new(Cluster::new(members, shard_id, old.as_deref())))
             })
             .collect();
         let upstream_tls = config

@@ -324,3 +324,78 @@ fn health_state_and_rate_limit_buckets_survive_a_reload() {
     assert_eq!(c.get("/limited").status, 429, "the policy's bucket is kept");
     assert_eq!(c.get("/v1").status, 200);
 }
+
+#[test]
+fn a_reload_may_not_change_a_global_rate_limit() {
+    let origin = Origin::fixed("app", "app");
+    let redis = closed_port();
+    let global = format!(
+        "\n[[rate_limit]]\nname = \"g\"\nrate = 10\nscope = \"global\"\nredis = \"redis://{redis}\"\n"
+    );
+    let proxy = Proxy::start(&config(origin.addr, &global));
+    let a = admin_addr(&proxy);
+    // Another route is fine as long as the global policy stays as it is.
+    proxy.write_config(&config(origin.addr, &(global.clone() + &version_route(1))));
+    assert_eq!(admin(a, "POST", "/reload", None, "").status, 200);
+    let changed = global.replace("rate = 10", "rate = 20");
+    proxy.write_config(&config(origin.addr, &changed));
+    let r = admin(a, "POST", "/reload", None, "");
+    assert_eq!(r.status, 400);
+    assert!(
+        json(&r)["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("rate_limit[0]: "),
+        "{}",
+        r.text()
+    );
+    proxy.write_config(&config(origin.addr, ""));
+    assert_eq!(
+        admin(a, "POST", "/reload", None, "").status,
+        400,
+        "removing it is refused too"
+    );
+    assert_eq!(Client::connect(proxy.addr()).get("/v1").text(), "version 1");
+}
+
+#[test]
+fn a_discovered_cluster_reloads_under_load_without_failures() {
+    let a = Origin::fixed("a", "app");
+    let b = Origin::fixed("b", "app");
+    let dir = std::env::temp_dir().join(format!("coregate-ops-disc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let servers = dir.join("app.servers");
+    std::fs::write(&servers, format!("{}\n{}\n", a.addr, b.addr)).unwrap();
+    let toml = |extra: &str| {
+        format!(
+            "[server]\nworkers = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+             [[listener]]\nname = \"public\"\nlisten = \"127.0.0.1:0\"\n\
+             [[upstream]]\nname = \"app\"\nservers_file = \"{}\"\n\
+             [[route]]\nname = \"app\"\npath_prefix = \"/\"\nupstream = \"app\"\n{extra}",
+            servers.display()
+        )
+    };
+    let proxy = Proxy::start(&toml(""));
+    let a_admin = admin_addr(&proxy);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(proxy.addr(), 3, stop.clone());
+    wait_until(DEADLINE, "traffic", || {
+        a.request_count() + b.request_count() > 100
+    });
+    for k in 1..=3 {
+        proxy.write_config(&toml(&version_route(k)));
+        assert_eq!(admin(a_admin, "POST", "/reload", None, "").status, 200);
+        let before = a.request_count() + b.request_count();
+        wait_until(DEADLINE, "traffic after the reload", || {
+            a.request_count() + b.request_count() > before + 100
+        });
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut failures = Vec::new();
+    for c in clients {
+        failures.extend(c.join().unwrap().1);
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(a.request_count() > 0 && b.request_count() > 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
