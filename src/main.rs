@@ -69,6 +69,7 @@ fn main() -> ExitCode {
         &config.log.level,
         config.log.format,
     );
+    raise_open_file_limit();
     run(Arc::new(config), set_level)
 }
 
