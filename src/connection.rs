@@ -9,6 +9,7 @@
 //! next request: Pingora CVE-2025-4366).
 
 mod answer;
+mod cached;
 mod guard;
 mod logging;
 
@@ -252,24 +253,41 @@ impl Conn {
             }
             Action::Aggregate(agg) => self.aggregate(shard, snap, head, agg, ctx).await,
             Action::Proxy(up) => {
+                // The cache phase: only routes that cache or compress pay for it.
+                let treat = if route.policy.cache.is_some() || route.policy.compress {
+                    match self
+                        .cache_phase(shard, cfg, head, route, &mut ctx.cache)
+                        .await
+                    {
+                        cached::Phase::Hit(entry) => {
+                            return self.answer_hit(head, &entry, ctx, cfg, shard).await
+                        }
+                        cached::Phase::Forward(t) => Some(t),
+                    }
+                } else {
+                    None
+                };
                 let changes = Changes {
                     target: ctx.rewritten.then_some(&ctx.target[..]),
                     request: FieldEdits {
                         remove: &route.policy.request_ops.remove,
                         extra: &ctx.req_fields,
+                        weaken_etag: false,
                     },
                     response: FieldEdits {
                         remove: &route.policy.response_ops.remove,
                         extra: &ctx.resp_fields,
+                        weaken_etag: false,
                     },
                     body_bytes_max: route
                         .policy
                         .body_bytes_max
                         .unwrap_or(cfg.limits.body_bytes_max),
+                    treat: treat.as_ref(),
                 };
                 let retry_unsafe = route.retry_non_idempotent;
                 let outcome = &mut ctx.outcome;
-                crate::proxy::forward(
+                let keep = crate::proxy::forward(
                     self,
                     shard,
                     snap,
@@ -279,7 +297,11 @@ impl Conn {
                     &changes,
                     outcome,
                 )
-                .await
+                .await;
+                if let Some(t) = &treat {
+                    ctx.cache_status = t.status.get();
+                }
+                keep
             }
         }
     }

@@ -11,12 +11,14 @@
 
 mod attempt;
 mod fail;
+mod treat;
 mod upgrade;
 
 use std::time::Duration;
 
 use tracing::debug;
 
+use crate::compress::{self, Coding};
 use crate::config::{Config, Upstream, UpstreamId, UpstreamServer};
 use crate::connection::Conn;
 use crate::error::ProxyError;
@@ -53,7 +55,7 @@ struct Exchange {
 }
 
 /// What the gateway changes on the way through (route rewrites and header transforms).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Changes<'a> {
     /// Upstream request-target instead of the client's.
     pub target: Option<&'a [u8]>,
@@ -61,6 +63,8 @@ pub struct Changes<'a> {
     pub response: FieldEdits<'a>,
     /// Largest request body (the route's `body_bytes_max`, else `limits.body_bytes_max`).
     pub body_bytes_max: u64,
+    /// Caching and compression of the response (`None` on routes without either).
+    pub treat: Option<&'a crate::cache::Treatment<'a>>,
 }
 
 /// Forward `head` to cluster `id`. `retry_non_idempotent`: the route lets non-idempotent
@@ -99,6 +103,12 @@ pub async fn forward(
                 ex.body_done = conn.skip_body(head.body);
             }
             let keep = ex.body_done && head.keep_alive && !shard.draining();
+            if let Some((t, entry)) = changes
+                .treat
+                .and_then(|t| Some((t, treat::stale_for_error(t, &e)?)))
+            {
+                return serve_stale(conn, t, &entry, head, changes, keep, cfg, outcome).await;
+            }
             outcome.status = e.status().unwrap_or(STATUS_CLIENT_GONE);
             outcome.body_bytes =
                 canned::error(outcome.status).body_len(head.method == Method::Head);
@@ -106,6 +116,30 @@ pub async fn forward(
                 .await
         }
     }
+}
+
+/// Answer with a stale entry instead of an upstream failure.
+#[allow(clippy::too_many_arguments)]
+async fn serve_stale(
+    conn: &mut Conn,
+    t: &crate::cache::Treatment<'_>,
+    entry: &crate::cache::Entry,
+    head: &RequestHead,
+    changes: &Changes<'_>,
+    keep: bool,
+    cfg: &Config,
+    outcome: &mut Outcome,
+) -> bool {
+    treat::mark_stale(t);
+    debug!(peer = %conn.peer, "origin failing; answered with a stale entry");
+    let status = crate::gateway::ctx::CacheStatus::Stale;
+    let extra = changes.response.extra;
+    let (kept, bytes) = conn
+        .serve_entry(entry, status, head, extra, keep, cfg)
+        .await;
+    outcome.status = entry.status;
+    outcome.body_bytes = bytes;
+    kept
 }
 
 /// Logged status of a request whose client left before any answer (nginx's convention).
@@ -291,16 +325,39 @@ async fn send_response(
     mut up: UpstreamConn,
     resp: ResponseHead,
     extra: &[u8],
-    edits: &FieldEdits<'_>,
+    changes: &Changes<'_>,
     ex: &mut Exchange,
 ) -> Result<bool, ProxyError> {
     let t = &cfg.timeouts;
+    let edits = &changes.response;
     ex.outcome.status = resp.status;
     if resp.status == 101 {
         return upgrade::switch(conn, cfg, up, resp, extra, edits, ex).await;
     }
-    let framing = client_framing(&resp, head);
+    let mut plan = treat::Plan::default();
+    if let Some(tr) = changes.treat {
+        if let Some(entry) = treat::stale_for_status(tr, resp.status) {
+            // The request body is all sent; the upstream connection is not reused.
+            drop(up);
+            ex.response_started = true;
+            let keep = head.keep_alive && !shard.draining();
+            let out = &mut ex.outcome;
+            return Ok(serve_stale(conn, tr, &entry, head, changes, keep, cfg, out).await);
+        }
+        let (buf, fields) = (up.buf.pending(), &conn.resp_headers);
+        plan = treat::plan(tr, &resp, buf, fields, head, edits);
+    }
+    let framing = match plan.coding {
+        Coding::Identity => client_framing(&resp, head),
+        _ if head.version == Version::Http11 => OutFraming::Chunked,
+        _ => OutFraming::Close,
+    };
     let close = !head.keep_alive || shard.draining() || framing == OutFraming::Close;
+    let edits = FieldEdits {
+        weaken_etag: plan.coding != Coding::Identity,
+        ..*edits
+    };
+    let vary = if plan.vary { compress::VARY_FIELD } else { b"" };
     conn.out.clear();
     write::response_head(
         &mut conn.out,
@@ -310,8 +367,8 @@ async fn send_response(
         framing,
         close,
         head.version,
-        extra,
-        edits,
+        &[extra, plan.coding.field(), vary, plan.x_cache],
+        &edits,
     );
     up.buf.consume(resp.head_len);
     let sink = if framing == OutFraming::Chunked {
@@ -319,12 +376,13 @@ async fn send_response(
     } else {
         Sink::Raw
     };
-    let mut body = Relay::new(resp.body, sink, u64::MAX);
+    let filter = changes.treat.and_then(|tr| treat::filter(tr, &plan));
+    let mut body = Relay::new(resp.body, sink, u64::MAX).with_filter(filter);
     // The head and whatever body is already here go out in one write.
     body.encode_buffered(&mut up.buf, &mut conn.out, OUT_FLUSH_BYTES)
         .map_err(response_body_error)?;
     ex.response_started = true;
-    ex.outcome.body_bytes = body.total();
+    ex.outcome.body_bytes = body.sent();
     relay::write_all(&mut conn.stream, &mut conn.out, t.client_send)
         .await
         .map_err(|_| ProxyError::DownstreamIo)?;
@@ -340,7 +398,10 @@ async fn send_response(
         .await
         .map_err(response_body_error)?;
     }
-    ex.outcome.body_bytes = body.total();
+    ex.outcome.body_bytes = body.sent();
+    if let (Some(tr), Some(pending)) = (changes.treat, plan.store) {
+        treat::finish(tr, pending, body.take_filter());
+    }
     if resp.reusable && ex.body_done && up.buf.is_empty() {
         pools.checkin(up, upstream.idle_per_server_max);
     }

@@ -1,6 +1,8 @@
 //! Body relay: stream a message body from one socket to another through fixed buffers, decoding
 //! the source framing strictly and encoding the sink framing ourselves. Used both ways (client →
 //! upstream for requests, upstream → client for responses); never buffers a whole body.
+//! A response body may also pass through a `Filter`: a streaming encoder (compression) and a
+//! bounded copy of what is sent (the response cache's tee), both applied on the way.
 
 use std::io;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use monoio::time::Instant;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use crate::buf::RecvBuf;
+use crate::compress::Encoder;
 use crate::http::chunked::{self, ChunkError, Decoder};
 use crate::http::BodyKind;
 
@@ -46,6 +49,83 @@ pub struct Relay {
     total: u64,
     /// Slowest source accepted (request bodies: the slow-POST floor).
     min_rate: Option<MinRate>,
+    /// Compression and the cache's copy (response bodies of routes that use them); `None`
+    /// on plain routes: one branch per piece of body.
+    filter: Option<Filter>,
+}
+
+/// What happens to body data on its way to the sink: compressed by `encoder`, and the bytes
+/// sent (compressed or not) copied into `tee`.
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub encoder: Option<Encoder>,
+    pub tee: Option<Tee>,
+    /// Body bytes written towards the sink after encoding (before chunk framing).
+    pub sent: u64,
+}
+
+/// A bounded copy of a body: past `max` bytes it is dropped and stays abandoned.
+#[derive(Debug, Default)]
+pub struct Tee {
+    pub buf: Vec<u8>,
+    pub max: usize,
+    pub abandoned: bool,
+}
+
+impl Tee {
+    pub fn new(max: usize, expected: Option<u64>) -> Tee {
+        let abandoned = expected.is_some_and(|n| n > max as u64);
+        let capacity = expected.map_or(0, |n| n.min(max as u64) as usize);
+        Tee {
+            buf: if abandoned {
+                Vec::new()
+            } else {
+                Vec::with_capacity(capacity)
+            },
+            max,
+            abandoned,
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) {
+        if self.abandoned {
+            return;
+        }
+        if self.buf.len() + data.len() > self.max {
+            self.abandoned = true;
+            self.buf = Vec::new();
+            return;
+        }
+        self.buf.extend_from_slice(data);
+    }
+}
+
+impl Filter {
+    /// Encoded data `data` leaves for the sink.
+    fn sent(&mut self, data: &[u8]) {
+        if let Some(t) = &mut self.tee {
+            t.push(data);
+        }
+        self.sent += data.len() as u64;
+    }
+
+    /// Move the encoder's output to `out`.
+    fn drain(&mut self, out: &mut Vec<u8>, sink: Sink) {
+        let Some(e) = &mut self.encoder else { return };
+        let produced = e.output();
+        if produced.is_empty() {
+            return;
+        }
+        match sink {
+            Sink::Raw => out.extend_from_slice(produced),
+            Sink::Chunked => chunked::write_chunk(out, produced),
+        }
+        if let Some(t) = &mut self.tee {
+            t.push(produced);
+        }
+        self.sent += produced.len() as u64;
+        produced.clear();
+    }
 }
 
 /// The slowest a body may arrive: at least `bytes_per_s` on average over every `window`.
@@ -124,6 +204,26 @@ impl Relay {
             limit,
             total: 0,
             min_rate: None,
+            filter: None,
+        }
+    }
+
+    /// Pass the body through `filter` (compression, the cache's copy).
+    pub fn with_filter(mut self, filter: Option<Filter>) -> Relay {
+        self.filter = filter;
+        self
+    }
+
+    /// The filter back, when the body is done (its tee holds the copy).
+    pub fn take_filter(&mut self) -> Option<Filter> {
+        self.filter.take()
+    }
+
+    /// Body bytes sent to the sink: after compression when there is an encoder.
+    pub fn sent(&self) -> u64 {
+        match &self.filter {
+            Some(f) if f.encoder.is_some() => f.sent,
+            _ => self.total,
         }
     }
 
@@ -159,12 +259,12 @@ impl Relay {
                 Source::Done => return Ok(()),
                 Source::Length(remaining) => {
                     let n = (*remaining).min(inbuf.len() as u64).min(room as u64) as usize;
-                    emit_to(
+                    emit(
                         out,
                         &inbuf.pending()[..n],
                         self.sink,
-                        self.total,
-                        self.limit,
+                        (self.total, self.limit),
+                        &mut self.filter,
                     )?;
                     self.total += n as u64;
                     inbuf.consume(n);
@@ -175,12 +275,12 @@ impl Relay {
                 }
                 Source::UntilClose => {
                     let n = inbuf.len().min(room);
-                    emit_to(
+                    emit(
                         out,
                         &inbuf.pending()[..n],
                         self.sink,
-                        self.total,
-                        self.limit,
+                        (self.total, self.limit),
+                        &mut self.filter,
                     )?;
                     self.total += n as u64;
                     inbuf.consume(n);
@@ -192,7 +292,8 @@ impl Relay {
                     let done = dec.is_done();
                     if let Some(r) = step.data.clone() {
                         let data = &window[r];
-                        emit_to(out, data, self.sink, self.total, self.limit)?;
+                        let at = (self.total, self.limit);
+                        emit(out, data, self.sink, at, &mut self.filter)?;
                         self.total += data.len() as u64;
                     }
                     inbuf.consume(step.consumed);
@@ -219,6 +320,12 @@ impl Relay {
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) {
+        if let Some(f) = &mut self.filter {
+            if let Some(e) = &mut f.encoder {
+                e.finish();
+            }
+            f.drain(out, self.sink);
+        }
         if self.sink == Sink::Chunked {
             out.extend_from_slice(chunked::LAST_CHUNK);
         }
@@ -228,6 +335,9 @@ impl Relay {
     /// Bytes of a Content-Length body with a raw sink that can be written straight from the
     /// read buffer, skipping the copy into `out`.
     fn direct_len(&self, pending: usize) -> Option<usize> {
+        if self.filter.as_ref().is_some_and(|f| f.encoder.is_some()) {
+            return None;
+        }
         match (&self.source, self.sink) {
             (Source::Length(remaining), Sink::Raw) => {
                 Some((*remaining).min(pending as u64) as usize)
@@ -256,6 +366,9 @@ impl Relay {
         });
         loop {
             if let Some(n) = self.direct_len(inbuf.len()).filter(|&n| n > 0) {
+                if let Some(f) = &mut self.filter {
+                    f.sent(&inbuf.pending()[..n]);
+                }
                 match monoio::time::timeout(write_timeout, inbuf.write_front(dst, n)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Err(RelayError::WriteIo(e)),
@@ -270,6 +383,9 @@ impl Relay {
                 }
             } else {
                 self.encode_buffered(inbuf, out, OUT_FLUSH_BYTES)?;
+                if inbuf.is_empty() && !self.is_done() {
+                    self.flush_encoder(out);
+                }
                 let flush = self.is_done() || out.len() >= OUT_FLUSH_BYTES || inbuf.is_empty();
                 if flush && !out.is_empty() {
                     write_all(dst, out, write_timeout).await?;
@@ -306,6 +422,45 @@ impl Relay {
                 Ok(Err(e)) => return Err(RelayError::ReadIo(e)),
                 Err(_) => return Err(RelayError::ReadTimeout),
             }
+        }
+    }
+}
+
+impl Relay {
+    /// Before waiting for more input: push what the encoder holds out to the client.
+    fn flush_encoder(&mut self, out: &mut Vec<u8>) {
+        if let Some(f) = &mut self.filter {
+            if let Some(e) = f.encoder.as_mut().filter(|e| e.is_dirty()) {
+                e.flush();
+                f.drain(out, self.sink);
+            }
+        }
+    }
+}
+
+/// `emit_to` through the filter, if any. `at`: (data bytes so far, limit).
+fn emit(
+    out: &mut Vec<u8>,
+    data: &[u8],
+    sink: Sink,
+    at: (u64, u64),
+    filter: &mut Option<Filter>,
+) -> Result<(), RelayError> {
+    let Some(f) = filter else {
+        return emit_to(out, data, sink, at.0, at.1);
+    };
+    if at.0 + data.len() as u64 > at.1 {
+        return Err(RelayError::TooLarge);
+    }
+    match &mut f.encoder {
+        None => {
+            f.sent(data);
+            emit_to(out, data, sink, 0, u64::MAX)
+        }
+        Some(e) => {
+            e.write(data);
+            f.drain(out, sink);
+            Ok(())
         }
     }
 }

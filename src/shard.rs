@@ -90,8 +90,8 @@ pub enum Control {
     Metrics(flume::Sender<Families>),
     /// The admin thread asks for this shard's state (status, servers).
     Inspect(flume::Sender<ShardView>),
-    /// Drop cached responses matching the filter. Answered by the response cache; until it
-    /// exists every shard answers `PurgeResult::NoCache`.
+    /// Drop cached responses matching the filter; the shard answers how many it dropped, or
+    /// `PurgeResult::NoCache` when no route of its config caches and its cache is empty.
     CachePurge(PurgeFilter, flume::Sender<PurgeResult>),
 }
 
@@ -115,6 +115,8 @@ pub struct Shard {
     connections: conns::Connections,
     /// This shard's side of the access log; `None` when it is off.
     pub access_log: Option<crate::access_log::ShardLog>,
+    /// This shard's response cache (empty unless routes use `cache`).
+    pub cache: crate::cache::Cache,
     /// Requests between head received and response finished.
     active: Cell<usize>,
     /// Set at shutdown: finish what is in flight, take nothing new.
@@ -142,6 +144,7 @@ impl Shard {
             crate::access_log::ShardLog::new(ch, log.access_format, &log.access_fields)
         });
         let global = Links::new(&config.gateway.rate_limits);
+        let cache = crate::cache::Cache::new(config.cache.bytes_per_shard_max);
         Shard {
             id,
             driver: "",
@@ -151,6 +154,7 @@ impl Shard {
             global,
             connections: conns::Connections::default(),
             access_log,
+            cache,
             active: Cell::new(0),
             draining: Cell::new(false),
             stop: Signal::default(),
@@ -230,9 +234,8 @@ impl Shard {
             Control::Inspect(reply) => {
                 let _ = reply.try_send(inspect::view(self, &snap));
             }
-            Control::CachePurge(_filter, reply) => {
-                // The response cache handles this; there is none yet.
-                let _ = reply.try_send(PurgeResult::NoCache);
+            Control::CachePurge(filter, reply) => {
+                let _ = reply.try_send(inspect::purge(self, &snap, &filter));
             }
             Control::Resolved { .. }
             | Control::Members { .. }

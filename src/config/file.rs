@@ -43,6 +43,64 @@ pub struct FileConfig {
     /// `[[cors]]`: CORS policies that routes name.
     #[serde(default, rename = "cors")]
     pub cors: Vec<super::gateway_file::CorsFile>,
+    /// `[cache]`: the per-shard response cache (routes opt in with `cache = { .. }`).
+    #[serde(default)]
+    pub cache: CacheFile,
+    /// `[compression]`: levels, sizes and types (routes opt in with `compress = true`).
+    #[serde(default)]
+    pub compression: CompressionFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheFile {
+    /// Bytes of stored responses per shard.
+    pub bytes_per_shard_max: usize,
+    /// Largest response stored.
+    pub entry_bytes_max: usize,
+    /// Longest wait of a miss for another request fetching the same key.
+    pub coalesce_timeout_ms: u64,
+    /// Stale-on-error window of routes that set none.
+    pub stale_s: u64,
+}
+
+impl Default for CacheFile {
+    fn default() -> Self {
+        CacheFile {
+            bytes_per_shard_max: d::CACHE_BYTES_PER_SHARD_MAX,
+            entry_bytes_max: d::CACHE_ENTRY_BYTES_MAX,
+            coalesce_timeout_ms: d::CACHE_COALESCE_TIMEOUT_MS,
+            stale_s: d::CACHE_STALE_S,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompressionFile {
+    pub gzip_level: u32,
+    pub brotli_level: u32,
+    /// Bodies with a smaller Content-Length are sent as they are.
+    pub min_bytes: u64,
+    /// Media types compressed ("text/*" allowed).
+    pub types: Vec<String>,
+    /// Codings offered, most preferred first: "br", "gzip".
+    pub encodings: Vec<String>,
+}
+
+impl Default for CompressionFile {
+    fn default() -> Self {
+        CompressionFile {
+            gzip_level: d::GZIP_LEVEL,
+            brotli_level: d::BROTLI_LEVEL,
+            min_bytes: d::COMPRESS_MIN_BYTES,
+            types: d::COMPRESS_TYPES.iter().map(|s| s.to_string()).collect(),
+            encodings: d::COMPRESS_ENCODINGS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -53,6 +53,24 @@ pub struct RouteFile {
     pub deny: Vec<String>,
     /// Request body limit on this route, replacing `limits.body_bytes_max`.
     pub body_bytes_max: Option<u64>,
+    /// Cache this route's GET/HEAD answers (`upstream` routes).
+    pub cache: Option<RouteCacheFile>,
+    /// Compress this route's answers for clients that accept it (`upstream` routes).
+    #[serde(default)]
+    pub compress: bool,
+}
+
+/// `cache = { ttl_s = 60, stale_s = 30, set_cookie = "bypass" }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCacheFile {
+    /// Freshness of responses without explicit freshness; 0: those are not stored.
+    #[serde(default)]
+    pub ttl_s: u64,
+    /// Serve-stale-on-error window; absent: `[cache] stale_s`.
+    pub stale_s: Option<u64>,
+    /// Responses with Set-Cookie: "bypass" (not stored) or "strip" (stored without it).
+    pub set_cookie: Option<String>,
 }
 
 /// Header transforms: values may use `${client_ip}`, `${consumer}`, `${route}`,

@@ -11,6 +11,7 @@ pub mod upstream;
 mod upstream_file;
 mod validate;
 mod validate_auth;
+mod validate_cache;
 mod validate_edge;
 mod validate_policy;
 mod validate_route;
@@ -57,6 +58,10 @@ pub struct Config {
     pub gateway: Gateway,
     /// The file as parsed, for `GET /config` (redacted there).
     pub document: toml::Table,
+    /// `[cache]`: each shard's response cache (used by routes with `cache`).
+    pub cache: crate::cache::CacheSettings,
+    /// `[compression]` (used by routes with `compress = true`).
+    pub compression: crate::compress::CompressionSettings,
 }
 
 #[derive(Debug, Clone)]

@@ -26,12 +26,15 @@ pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigE
     let discovery = super::discovery::settings(&file.discovery, &mut errs);
     let dir = path.parent().unwrap_or(Path::new("."));
     let gateway = super::validate_auth::gateway(&file, dir, &mut errs);
+    let cache = super::validate_cache::cache(&file.cache, &mut errs);
+    let compression = super::validate_cache::compression(&file.compression, &mut errs);
     let router = super::validate_route::routes(
         &file.routes,
         &upstreams,
         &gateway,
         &timeouts,
         &server,
+        &cache,
         &mut errs,
     );
     if !errs.is_empty() {
@@ -52,6 +55,8 @@ pub(super) fn build(file: FileConfig, path: &Path) -> Result<Config, Vec<ConfigE
         router,
         gateway,
         document: toml::Table::new(),
+        cache,
+        compression,
     })
 }
 

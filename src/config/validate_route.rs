@@ -23,6 +23,7 @@ pub(super) fn routes(
     gw: &Gateway,
     timeouts: &Timeouts,
     server: &ServerSettings,
+    cache: &crate::cache::CacheSettings,
     errs: &mut Vec<ConfigError>,
 ) -> Router {
     let mut out = Vec::new();
@@ -31,6 +32,9 @@ pub(super) fn routes(
         let before = errs.len();
         let route = route(i, r, upstreams, gw, timeouts, errs).map(|mut route| {
             super::validate_route_policy::edge(r, i, server, &mut route.policy, errs);
+            let (action, policy) = (&route.action, &mut route.policy);
+            super::validate_cache::route(r, i, action, cache, policy, errs);
+            super::validate_cache::finish(&mut route.policy);
             route
         });
         if let (Some(route), true) = (route, errs.len() == before) {

@@ -69,6 +69,8 @@ pub struct RequestCtx {
     pub rewritten: bool,
     pub outcome: Outcome,
     pub cache_status: CacheStatus,
+    /// The cache phase's reusable buffers (key, copy of the request head).
+    pub cache: crate::cache::Scratch,
 }
 
 impl Default for RequestCtx {
@@ -86,6 +88,7 @@ impl Default for RequestCtx {
             rewritten: false,
             outcome: Outcome::default(),
             cache_status: CacheStatus::None,
+            cache: crate::cache::Scratch::default(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! access rules (client IP lists, body limit) → CORS (preflight answered here) → auth (JWT, API key)
-//!   → rate limit → cache lookup (reserved) → action: respond | aggregate | forward
+//!   → rate limit → cache lookup (connection/cached.rs) → action: respond | aggregate | forward
 //! ```
 //!
 //! Each phase reads the request and the per-request `RequestCtx` and returns `Step::Continue`
@@ -62,6 +62,10 @@ pub struct RoutePolicy {
     pub access: Option<access::IpRules>,
     /// Request body limit replacing `limits.body_bytes_max` on this route.
     pub body_bytes_max: Option<u64>,
+    /// The route's response cache settings; `None`: not cached.
+    pub cache: Option<crate::cache::CachePolicy>,
+    /// Compress answers for clients that accept it.
+    pub compress: bool,
 }
 
 /// What a phase decided.
@@ -112,7 +116,8 @@ pub async fn request_phases(
         Step::Respond(s) => return Step::Respond(s),
         Step::Continue => {}
     }
-    // Cache lookup plugs in here: after the limits, before the action.
+    // The cache lookup comes next, after the limits and before the action: the connection runs
+    // it (`connection/cached.rs`), as a hit is an answer only the connection writes.
     Step::Continue
 }
 

@@ -33,6 +33,9 @@ pub enum OutFraming {
 pub struct FieldEdits<'a> {
     pub remove: &'a [Box<[u8]>],
     pub extra: &'a [u8],
+    /// The body is re-encoded (compression): a strong `ETag` becomes weak (`W/"…"`), as the
+    /// bytes are no longer the origin's.
+    pub weaken_etag: bool,
 }
 
 impl FieldEdits<'_> {
@@ -126,7 +129,8 @@ fn upgrade_fields(out: &mut Vec<u8>, buf: &[u8], headers: &[HeaderSpan]) {
 }
 
 /// Client response head. `close`: this is the last response on the connection. `extra`:
-/// field lines coregate adds (each ending in CRLF, e.g. a sticky-session `Set-Cookie`).
+/// field lines coregate adds (each ending in CRLF, e.g. a sticky-session `Set-Cookie`,
+/// `Content-Encoding`, `X-Cache`).
 #[allow(clippy::too_many_arguments)]
 pub fn response_head(
     out: &mut Vec<u8>,
@@ -136,14 +140,43 @@ pub fn response_head(
     framing: OutFraming,
     close: bool,
     client_version: Version,
-    extra: &[u8],
+    extra: &[&[u8]],
     edits: &FieldEdits<'_>,
 ) {
+    status_line(out, buf, head);
+    response_fields(out, buf, head, headers, edits);
+    out.extend_from_slice(edits.extra);
+    for e in extra {
+        out.extend_from_slice(e);
+    }
+    framing_field(out, framing);
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if client_version == Version::Http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `HTTP/1.1 <status> <reason>` of an upstream response.
+pub fn status_line(out: &mut Vec<u8>, buf: &[u8], head: &ResponseHead) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(itoa::Buffer::new().format(head.status).as_bytes());
     out.push(b' ');
     out.extend_from_slice(head.reason.get(buf));
     out.extend_from_slice(b"\r\n");
+}
+
+/// The upstream response's end-to-end fields as a client gets them (edits' removals applied,
+/// `Via` with our hop), without `edits.extra`, framing or `Connection`: the part of a head
+/// the response cache stores.
+pub fn response_fields(
+    out: &mut Vec<u8>,
+    buf: &[u8],
+    head: &ResponseHead,
+    headers: &[HeaderSpan],
+    edits: &FieldEdits<'_>,
+) {
     copy_fields(out, buf, headers, edits);
     // Forwarded as-is: X-Forwarded-* mean nothing in a response.
     for kind in [
@@ -158,22 +191,22 @@ pub fn response_head(
         }
     }
     via(out, buf, headers, head.version);
-    out.extend_from_slice(edits.extra);
-    out.extend_from_slice(extra);
-    framing_field(out, framing);
-    if close {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if client_version == Version::Http10 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Every end-to-end field (kind `Other`) that `edits` does not drop, in order.
 fn copy_fields(out: &mut Vec<u8>, buf: &[u8], headers: &[HeaderSpan], edits: &FieldEdits<'_>) {
     for h in headers.iter().filter(|h| h.kind == HeaderKind::Other) {
         let name = h.name.get(buf);
-        if edits.remove.is_empty() || !edits.drops(name) {
+        if !edits.remove.is_empty() && edits.drops(name) {
+            continue;
+        }
+        let value = h.value.get(buf);
+        if edits.weaken_etag && name.eq_ignore_ascii_case(b"etag") && !value.starts_with(b"W/") {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": W/");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        } else {
             field(out, name, h.value.get(buf));
         }
     }
@@ -288,7 +321,7 @@ Server: s\r\nTransfer-Encoding: chunked\r\n\r\n";
             OutFraming::Chunked,
             true,
             Version::Http11,
-            b"Set-Cookie: cg=1\r\n",
+            &[b"Set-Cookie: cg=1\r\n"],
             &FieldEdits::default(),
         );
         assert_eq!(
@@ -314,6 +347,7 @@ Content-Length: 0\r\n\r\n";
             edits: FieldEdits {
                 remove: &remove,
                 extra: b"X-User: alice\r\n",
+                weaken_etag: false,
             },
         };
         let mut out = Vec::new();

@@ -89,10 +89,9 @@ pub(super) async fn exchange(
                     c.lb.answered(upstream, server, resp.status, latency, now),
                 );
                 let cookie = sticky_cookie(upstream, &c.affinity, server);
-                let edits = &changes.response;
                 let pools = &snap.pools;
                 let sent = send_response(
-                    conn, shard, pools, cfg, upstream, head, up, resp, cookie, edits, ex,
+                    conn, shard, pools, cfg, upstream, head, up, resp, cookie, changes, ex,
                 );
                 let result = sent.await;
                 drop(load);

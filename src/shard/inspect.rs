@@ -96,6 +96,17 @@ pub(super) fn view(shard: &Shard, snap: &Snapshot) -> ShardView {
     }
 }
 
+/// `Control::CachePurge`: drop the matching entries of this shard's response cache.
+pub(super) fn purge(shard: &Shard, snap: &Snapshot, filter: &PurgeFilter) -> PurgeResult {
+    let caches = snap.config.router.routes().iter().any(|r| r.policy.cache.is_some());
+    if !caches && shard.cache.usage().0 == 0 {
+        return PurgeResult::NoCache;
+    }
+    let n = shard.cache.purge(filter);
+    tracing::info!(shard = shard.id, purged = n, "cache purged");
+    PurgeResult::Purged(n)
+}
+
 pub(super) fn metrics(shard: &Shard, snap: &Snapshot) -> Families {
     let mut out = Families::default();
     let id = shard.id.to_string();
