@@ -981,3 +981,51 @@ fn ws_echo(stream: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
         }
     }
 }
+
+// ============================================================================================
+// Cache and compression
+// ============================================================================================
+
+/// A config with one shard (so that every request sees the same cache), one listener on
+/// port 0 and one upstream "app" over `origin`, routed at "/" with the route keys
+/// `route_keys` (e.g. `cache = { ttl_s = 60 }`); `extra` goes after the route.
+pub fn cached_config(origin: SocketAddr, route_keys: &str, extra: &str) -> String {
+    format!(
+        "[server]\nworkers = 1\n\n[[listener]]\nlisten = \"127.0.0.1:0\"\n\n\
+[[upstream]]\nname = \"app\"\n[[upstream.server]]\naddress = \"{origin}\"\n\n\
+[[route]]\nname = \"all\"\npath_prefix = \"/\"\nupstream = \"app\"\n{route_keys}\n\n{extra}"
+    )
+}
+
+/// Decode a gzip body.
+pub fn gunzip(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_end(&mut out)
+        .expect("valid gzip");
+    out
+}
+
+/// Decode a brotli body.
+pub fn unbrotli(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    brotli::Decompressor::new(body, 4096)
+        .read_to_end(&mut out)
+        .expect("valid brotli");
+    out
+}
+
+/// A text body of `n` bytes that compresses well but is not trivially repetitive.
+pub fn text_body(n: usize) -> Vec<u8> {
+    let words = [
+        "edge ", "proxy ", "shard ", "cache ", "core ", "ring ", "route ", "pool ",
+    ];
+    let mut out = Vec::with_capacity(n + 8);
+    let mut x: u32 = 7;
+    while out.len() < n {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        out.extend_from_slice(words[(x >> 16) as usize % words.len()].as_bytes());
+    }
+    out.truncate(n);
+    out
+}
