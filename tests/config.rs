@@ -1252,3 +1252,136 @@ fn admin() {
         "unknown field",
     );
 }
+
+#[test]
+fn cache_and_compression_defaults_apply() {
+    let c = config::from_toml("", Path::new("c.toml")).unwrap();
+    assert_eq!(c.cache.bytes_per_shard_max, 64 * 1024 * 1024);
+    assert_eq!(c.cache.entry_bytes_max, 1024 * 1024);
+    assert_eq!(c.cache.coalesce_timeout.as_millis(), 5000);
+    assert_eq!(c.cache.stale.as_secs(), 0);
+    assert_eq!(
+        (c.compression.gzip_level, c.compression.brotli_level),
+        (5, 4)
+    );
+    assert_eq!(c.compression.min_bytes, 1024);
+    use coregate::compress::Coding;
+    assert_eq!(c.compression.encodings, vec![Coding::Br, Coding::Gzip]);
+    assert_eq!(c.compression.types.len(), d::COMPRESS_TYPES.len());
+    let toml = format!(
+        "[cache]\nstale_s = 7\n{UP}[[route]]\nupstream = \"app\"\ncache = {{}}\n\
+[[route]]\npath_prefix = \"/x\"\nupstream = \"app\"\ncompress = true\n\
+cache = {{ ttl_s = 60, stale_s = 30, set_cookie = \"strip\" }}\n"
+    );
+    let c = config::from_toml(&toml, Path::new("c.toml")).unwrap();
+    let find = |name: &str| {
+        (0..2)
+            .map(|i| c.router.get(i))
+            .find(|r| r.name == name)
+            .unwrap()
+    };
+    let plain = find("route0").policy.cache.clone().unwrap();
+    assert_eq!((plain.ttl.as_secs(), plain.stale.as_secs()), (0, 7));
+    assert!(!plain.strip_set_cookie && !find("route0").policy.compress);
+    let x = find("route1").policy.cache.clone().unwrap();
+    assert_eq!((x.ttl.as_secs(), x.stale.as_secs()), (60, 30));
+    assert!(x.strip_set_cookie && find("route1").policy.compress);
+    assert!(x.store_remove.iter().any(|n| &**n == b"set-cookie"));
+    assert!(x.store_remove.iter().any(|n| &**n == b"age"));
+    assert!(
+        x.store_remove.iter().any(|n| &**n == b"server"),
+        "hidden fields"
+    );
+}
+
+#[test]
+fn cache_and_compression_errors_name_their_keys() {
+    fails(
+        "[cache]\nbytes_per_shard_max = 10\n",
+        "cache.bytes_per_shard_max",
+        "outside",
+    );
+    fails(
+        "[cache]\nbytes_per_shard_max = 100000\nentry_bytes_max = 200000\n",
+        "cache.entry_bytes_max",
+        "outside",
+    );
+    fails(
+        "[cache]\ncoalesce_timeout_ms = 0\n",
+        "cache.coalesce_timeout_ms",
+        "outside",
+    );
+    fails(
+        "[cache]\nstale_s = 99999999999\n",
+        "cache.stale_s",
+        "a year",
+    );
+    fails("[cache]\nsize = 1\n", "cache.size", "unknown field");
+    fails(
+        "[compression]\ngzip_level = 0\n",
+        "compression.gzip_level",
+        "outside",
+    );
+    fails(
+        "[compression]\nbrotli_level = 12\n",
+        "compression.brotli_level",
+        "outside",
+    );
+    fails(
+        "[compression]\nmin_bytes = 99999999999\n",
+        "compression.min_bytes",
+        "more than",
+    );
+    fails(
+        "[compression]\ntypes = [\"text/html\", \"html\"]\n",
+        "compression.types[1]",
+        "not a media type",
+    );
+    fails(
+        "[compression]\nencodings = [\"gzip\", \"zstd\"]\n",
+        "compression.encodings[1]",
+        "not \"br\" or \"gzip\"",
+    );
+    fails(
+        "[compression]\nencodings = [\"gzip\", \"gzip\"]\n",
+        "compression.encodings[1]",
+        "twice",
+    );
+    fails(
+        "[compression]\nencodings = []\n",
+        "compression.encodings",
+        "is empty",
+    );
+    let route = |keys: &str| format!("{UP}[[route]]\nupstream = \"app\"\n{keys}\n");
+    fails(
+        &route("cache = { ttl_s = 99999999999 }"),
+        "route[0].cache.ttl_s",
+        "a year",
+    );
+    fails(
+        &route("cache = { stale_s = 99999999999 }"),
+        "route[0].cache.stale_s",
+        "a year",
+    );
+    fails(
+        &route("cache = { set_cookie = \"keep\" }"),
+        "route[0].cache.set_cookie",
+        "not \"bypass\" or \"strip\"",
+    );
+    fails(
+        &route("cache = { ttl = 5 }"),
+        "route[0].cache.ttl",
+        "unknown field",
+    );
+    let respond = "[[route]]\nrespond = { status = 200 }\n";
+    fails(
+        &format!("{respond}cache = {{}}\n"),
+        "route[0].cache",
+        "only for `upstream` routes",
+    );
+    fails(
+        &format!("{respond}compress = true\n"),
+        "route[0].compress",
+        "only for `upstream` routes",
+    );
+}
