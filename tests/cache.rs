@@ -25,7 +25,11 @@ fn origin_with(fields: &'static [(&'static str, &'static str)], body: &'static s
 fn hit_then_miss(driver: Driver) {
     let origin = origin_with(&[("Cache-Control", "max-age=60")], "hello");
     let proxy = Proxy::start_with(
-        &cached_config(origin.addr, "cache = { ttl_s = 0 }", ""),
+        &cached_config(
+            origin.addr,
+            "cache = { ttl_s = 0 }",
+            "[log]\naccess = \"stdout\"\n",
+        ),
         driver,
     );
     let mut c = Client::connect(proxy.addr());
@@ -50,6 +54,16 @@ fn hit_then_miss(driver: Driver) {
         "the hits never reached the origin"
     );
     assert_eq!(origin.count_to("/a?x=2"), 1);
+    // The access log says what the cache did, per request, in order.
+    wait_until(DEADLINE, "four access-log lines", || {
+        proxy.stdout().lines().count() >= 4
+    });
+    let verdicts: Vec<String> = proxy
+        .stdout()
+        .lines()
+        .map(|l| l.rsplit("cache=").next().unwrap().to_string())
+        .collect();
+    assert_eq!(verdicts, ["MISS", "HIT", "HIT", "MISS"]);
 }
 
 #[test]
