@@ -156,7 +156,7 @@ pub fn response_head(data: &[u8]) {
         framing,
         false,
         Version::Http11,
-        b"",
+        &[],
         &FieldEdits::default(),
     );
     let mut h = Vec::new();
