@@ -203,6 +203,20 @@ impl Store {
         true
     }
 
+    /// A new byte budget (a reload): a smaller one evicts the least recently used entries
+    /// down to it. Returns how many were evicted.
+    pub fn set_budget(&mut self, bytes_max: usize) -> u64 {
+        self.bytes_max = bytes_max;
+        let mut n = 0;
+        while self.bytes > self.bytes_max {
+            let Some(old) = self.oldest else { break };
+            self.remove(old);
+            self.evictions += 1;
+            n += 1;
+        }
+        n
+    }
+
     /// Drop every entry for which `dead` holds; returns how many.
     pub fn purge(&mut self, dead: impl Fn(&Entry) -> bool) -> u64 {
         let doomed: Vec<usize> = self
