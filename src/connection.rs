@@ -152,9 +152,9 @@ impl Conn {
             let started = StdInstant::now();
             let keep = self.exchange(shard, &snap, &head, &mut ctx).await;
             logging::log_request(shard, &self.ip_text, &self.logged, &ctx, started);
-            snap.stats
-                .route(self.route)
-                .done(ctx.outcome.status, started.elapsed());
+            let stats = snap.stats.route(self.route);
+            stats.done(ctx.outcome.status, started.elapsed());
+            stats.cached(ctx.cache_status);
             if !keep || shard.draining() {
                 return;
             }

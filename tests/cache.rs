@@ -2,7 +2,7 @@
 //! stored (no-store, private, no-cache, Set-Cookie, Authorization), Vary, HEAD from the GET
 //! entry, request coalescing (100 concurrent misses, at most one origin request per shard),
 //! stale answers while the origin is down or failing, the LRU bound, and request bodies of
-//! hits drained (CVE-2025-4366).
+//! hits drained (CVE-2025-4366). Purge, metrics and reload: `tests/cache_ops.rs`.
 
 mod support;
 

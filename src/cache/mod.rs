@@ -9,6 +9,7 @@
 //! compressed the stored body with (`Entry::coded_for`).
 
 pub mod fill;
+pub mod metrics;
 pub mod reload;
 pub mod rules;
 pub mod store;

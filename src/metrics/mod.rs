@@ -92,10 +92,10 @@ counters! {
     pub struct RouteCounters {
         rate_limited: "coregate_rate_limited_total", "Requests refused with 429 by the route's rate limit.";
         auth_failures: "coregate_auth_failures_total", "Requests refused by authentication (401) or claim rules (403).";
-        /// Counted by the response cache (cache issue): a lookup that answered.
-        cache_hits: "coregate_cache_hits_total", "Requests answered from the response cache.";
-        /// Counted by the response cache (cache issue): a lookup that went upstream.
-        cache_misses: "coregate_cache_misses_total", "Cacheable requests not found in the response cache.";
+        cache_hits: "coregate_cache_hits_total", "Requests answered from the response cache (fresh entries).";
+        cache_misses: "coregate_cache_misses_total", "Cacheable requests not found in the response cache (sent upstream).";
+        cache_stale: "coregate_cache_stale_total", "Requests answered with a stale cache entry because the upstream failed.";
+        cache_bypass: "coregate_cache_bypass_total", "Requests on a cached route that the cache did not handle (method, upgrade, no-store).";
     }
 }
 
@@ -147,6 +147,19 @@ pub struct RouteStats {
 }
 
 impl RouteStats {
+    /// What the response cache did for a request of this route (routes with `cache` only).
+    #[inline]
+    pub fn cached(&self, status: crate::gateway::ctx::CacheStatus) {
+        use crate::gateway::ctx::CacheStatus as S;
+        match status {
+            S::None => {}
+            S::Hit => self.c.cache_hits.inc(),
+            S::Miss => self.c.cache_misses.inc(),
+            S::Stale => self.c.cache_stale.inc(),
+            S::Bypass => self.c.cache_bypass.inc(),
+        }
+    }
+
     /// A request finished with `status` (0: none sent) after `took`.
     #[inline]
     pub fn done(&self, status: u16, took: Duration) {

@@ -98,7 +98,12 @@ pub(super) fn view(shard: &Shard, snap: &Snapshot) -> ShardView {
 
 /// `Control::CachePurge`: drop the matching entries of this shard's response cache.
 pub(super) fn purge(shard: &Shard, snap: &Snapshot, filter: &PurgeFilter) -> PurgeResult {
-    let caches = snap.config.router.routes().iter().any(|r| r.policy.cache.is_some());
+    let caches = snap
+        .config
+        .router
+        .routes()
+        .iter()
+        .any(|r| r.policy.cache.is_some());
     if !caches && shard.cache.usage().0 == 0 {
         return PurgeResult::NoCache;
     }
@@ -148,6 +153,7 @@ pub(super) fn metrics(shard: &Shard, snap: &Snapshot) -> Families {
         .collect();
     ListenerCounters::collect(&counters, false, &mut out);
     snap.stats.collect(&snap.config, &id, &mut out);
+    shard.cache.collect(&id, &me, &mut out);
     servers(snap, &id, &mut out);
     out
 }

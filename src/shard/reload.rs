@@ -1,5 +1,6 @@
 //! A shard's side of a config reload: switch to the new snapshot (requests in flight keep the
-//! old one), carry the rate-limit tables, stop the accept loops of removed listeners and
+//! old one), carry the rate-limit tables, drop the cache entries of routes whose caching changed
+//! (`cache::reload`), stop the accept loops of removed listeners and
 //! start those of new ones.
 
 use std::net::TcpListener as StdListener;
@@ -42,6 +43,15 @@ impl Shard {
             &old.config.gateway.rate_limits,
             &r.config.gateway.rate_limits,
         );
+        let dropped = self.cache.reload(&old.config, &r.config);
+        if dropped.changed + dropped.evicted > 0 {
+            info!(
+                shard = self.id,
+                changed = dropped.changed,
+                evicted = dropped.evicted,
+                "cache entries dropped by the reload"
+            );
+        }
         *self.snapshot.borrow_mut() = Rc::new(next);
         drop(old);
         self.accepting.borrow_mut().retain(|(id, stop)| {
