@@ -11,6 +11,7 @@
 
 mod attempt;
 mod fail;
+mod respond;
 mod treat;
 mod upgrade;
 
@@ -18,8 +19,7 @@ use std::time::Duration;
 
 use tracing::debug;
 
-use crate::compress::{self, Coding};
-use crate::config::{Config, Upstream, UpstreamId, UpstreamServer};
+use crate::config::{Config, UpstreamId, UpstreamServer};
 use crate::connection::Conn;
 use crate::error::ProxyError;
 use crate::gateway::ctx::Outcome;
@@ -28,10 +28,11 @@ use crate::http::request::{Method, RequestHead};
 use crate::http::response::{self, ResponseError, ResponseHead};
 use crate::http::write::{self, FieldEdits, ForwardInfo, OutFraming};
 use crate::http::{BodyKind, Version};
-use crate::relay::{self, Relay, RelayError, Sink, OUT_FLUSH_BYTES};
+use crate::relay::{self, Relay, RelayError, Sink};
 use crate::shard::{Shard, Snapshot};
 use crate::upstream::UpstreamConn;
-use fail::{request_body_error, response_body_error, upstream_write_error};
+use fail::{request_body_error, upstream_write_error};
+use respond::{send_response, serve_stale};
 
 /// A request body up to this size is kept whole in the output buffer, so that the request can
 /// be replayed on a fresh connection if a pooled one turns out dead.
@@ -116,30 +117,6 @@ pub async fn forward(
                 .await
         }
     }
-}
-
-/// Answer with a stale entry instead of an upstream failure.
-#[allow(clippy::too_many_arguments)]
-async fn serve_stale(
-    conn: &mut Conn,
-    t: &crate::cache::Treatment<'_>,
-    entry: &crate::cache::Entry,
-    head: &RequestHead,
-    changes: &Changes<'_>,
-    keep: bool,
-    cfg: &Config,
-    outcome: &mut Outcome,
-) -> bool {
-    treat::mark_stale(t);
-    debug!(peer = %conn.peer, "origin failing; answered with a stale entry");
-    let status = crate::gateway::ctx::CacheStatus::Stale;
-    let extra = changes.response.extra;
-    let (kept, bytes) = conn
-        .serve_entry(entry, status, head, extra, keep, cfg)
-        .await;
-    outcome.status = entry.status;
-    outcome.body_bytes = bytes;
-    kept
 }
 
 /// Logged status of a request whose client left before any answer (nginx's convention).
@@ -309,119 +286,6 @@ async fn read_response_head(
             Ok(Err(e)) => return Err(Attempt::Fail(ProxyError::UpstreamIo(e.kind()))),
             Err(_) => return Err(Attempt::Fail(ProxyError::UpstreamTimeout)),
         }
-    }
-}
-
-/// Send the response head (with the `extra` field lines) and body to the client; pool the
-/// upstream connection if it is clean.
-#[allow(clippy::too_many_arguments)]
-async fn send_response(
-    conn: &mut Conn,
-    shard: &Shard,
-    pools: &crate::upstream::pool::Pools,
-    cfg: &Config,
-    upstream: &Upstream,
-    head: &RequestHead,
-    mut up: UpstreamConn,
-    resp: ResponseHead,
-    extra: &[u8],
-    changes: &Changes<'_>,
-    ex: &mut Exchange,
-) -> Result<bool, ProxyError> {
-    let t = &cfg.timeouts;
-    let edits = &changes.response;
-    ex.outcome.status = resp.status;
-    if resp.status == 101 {
-        return upgrade::switch(conn, cfg, up, resp, extra, edits, ex).await;
-    }
-    let mut plan = treat::Plan::default();
-    if let Some(tr) = changes.treat {
-        if let Some(entry) = treat::stale_for_status(tr, resp.status) {
-            // The request body is all sent; the upstream connection is not reused.
-            drop(up);
-            ex.response_started = true;
-            let keep = head.keep_alive && !shard.draining();
-            let out = &mut ex.outcome;
-            return Ok(serve_stale(conn, tr, &entry, head, changes, keep, cfg, out).await);
-        }
-        let (buf, fields) = (up.buf.pending(), &conn.resp_headers);
-        plan = treat::plan(tr, &resp, buf, fields, head, edits);
-    }
-    let framing = match plan.coding {
-        Coding::Identity => client_framing(&resp, head),
-        _ if head.version == Version::Http11 => OutFraming::Chunked,
-        _ => OutFraming::Close,
-    };
-    let close = !head.keep_alive || shard.draining() || framing == OutFraming::Close;
-    let edits = FieldEdits {
-        weaken_etag: plan.coding != Coding::Identity,
-        ..*edits
-    };
-    let vary = if plan.vary { compress::VARY_FIELD } else { b"" };
-    conn.out.clear();
-    write::response_head(
-        &mut conn.out,
-        up.buf.pending(),
-        &resp,
-        &conn.resp_headers,
-        framing,
-        close,
-        head.version,
-        &[extra, plan.coding.field(), vary, plan.x_cache],
-        &edits,
-    );
-    up.buf.consume(resp.head_len);
-    let sink = if framing == OutFraming::Chunked {
-        Sink::Chunked
-    } else {
-        Sink::Raw
-    };
-    let filter = changes.treat.and_then(|tr| treat::filter(tr, &plan));
-    let mut body = Relay::new(resp.body, sink, u64::MAX).with_filter(filter);
-    // The head and whatever body is already here go out in one write.
-    body.encode_buffered(&mut up.buf, &mut conn.out, OUT_FLUSH_BYTES)
-        .map_err(response_body_error)?;
-    ex.response_started = true;
-    ex.outcome.body_bytes = body.sent();
-    relay::write_all(&mut conn.stream, &mut conn.out, t.client_send)
-        .await
-        .map_err(|_| ProxyError::DownstreamIo)?;
-    if !body.is_done() {
-        body.pump(
-            &mut up.stream,
-            &mut up.buf,
-            &mut conn.stream,
-            &mut conn.out,
-            t.upstream_response,
-            t.client_send,
-        )
-        .await
-        .map_err(response_body_error)?;
-    }
-    ex.outcome.body_bytes = body.sent();
-    if let (Some(tr), Some(pending)) = (changes.treat, plan.store) {
-        treat::finish(tr, pending, body.take_filter());
-    }
-    if resp.reusable && ex.body_done && up.buf.is_empty() {
-        pools.checkin(up, upstream.idle_per_server_max);
-    }
-    Ok(!close)
-}
-
-/// How the response body is framed towards the client.
-fn client_framing(resp: &ResponseHead, head: &RequestHead) -> OutFraming {
-    match resp.body {
-        // An empty body, or a HEAD or 304 answer describing a body it does not carry: keep the
-        // declared length. 1xx and 204 never carry Content-Length.
-        BodyKind::None => match resp.declared_length {
-            Some(n) if resp.status != 204 && resp.status >= 200 => OutFraming::Length(n),
-            _ => OutFraming::None,
-        },
-        BodyKind::Length(n) => OutFraming::Length(n),
-        BodyKind::Chunked | BodyKind::UntilClose => match head.version {
-            Version::Http11 => OutFraming::Chunked,
-            Version::Http10 => OutFraming::Close,
-        },
     }
 }
 
