@@ -20,7 +20,7 @@ use std::time::Instant as StdInstant;
 
 use futures_util::FutureExt;
 use monoio::net::TcpStream;
-use monoio::time::{timeout, timeout_at, Instant};
+use monoio::time::{timeout, Instant};
 use tracing::{debug, error};
 
 use crate::buf::RecvBuf;
@@ -37,6 +37,7 @@ use crate::proxy::Changes;
 use crate::router::{Action, Lookup, RouteId, RouteRequest};
 use crate::shard::{Shard, Snapshot};
 use crate::stream::Stream;
+use crate::timer::Timer;
 use guard::{InFlight, OpenConnection};
 
 /// Initial read buffer of a client connection; grows up to `limits.header_bytes_max` for heads.
@@ -62,6 +63,8 @@ pub struct Conn {
     logged: logging::LoggedRequest,
     /// The current request's route, once routed (for its counters).
     route: Option<RouteId>,
+    /// The deadline of the connection's current I/O operation (client or upstream side).
+    pub timer: Timer,
 }
 
 /// Serve a client until it leaves, errs or the shard drains. A panic here is caught and ends
@@ -97,6 +100,7 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
         resp_headers: Vec::new(),
         logged: logging::LoggedRequest::default(),
         route: None,
+        timer: Timer::new(),
     };
     if AssertUnwindSafe(conn.run(&shard))
         .catch_unwind()
@@ -170,7 +174,8 @@ impl Conn {
     ) -> Result<Option<RequestHead>, ProxyError> {
         let cap = limits.header_bytes_max;
         if self.inbuf.is_empty() {
-            let first = timeout(timeouts.client_idle, self.inbuf.fill(&mut self.stream, cap));
+            let fill = self.inbuf.fill(&mut self.stream, cap);
+            let first = self.timer.limit(timeouts.client_idle, fill);
             match first.await {
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return Ok(None),
@@ -181,7 +186,8 @@ impl Conn {
             if let Some(head) = request::parse(self.inbuf.pending(), limits, &mut self.headers)? {
                 return Ok(Some(head));
             }
-            match timeout_at(deadline, self.inbuf.fill(&mut self.stream, cap)).await {
+            let fill = self.inbuf.fill(&mut self.stream, cap);
+            match self.timer.limit_at(deadline, fill).await {
                 Ok(Ok(n)) if n > 0 => {}
                 Ok(_) => return Ok(None),
                 Err(_) => return Err(ProxyError::ClientTimeout),
@@ -251,7 +257,8 @@ impl Conn {
                 ctx.outcome.body_bytes = resp.body_len(head.method == Method::Head);
                 self.respond(head, resp, &ctx.resp_fields, cfg, shard).await
             }
-            Action::Aggregate(agg) => self.aggregate(shard, snap, head, agg, ctx).await,
+            // Boxed: its future is larger than the proxy path's and would be memcpy'd along.
+            Action::Aggregate(agg) => Box::pin(self.aggregate(shard, snap, head, agg, ctx)).await,
             Action::Proxy(up) => {
                 // The cache phase: only routes that cache or compress pay for it.
                 let treat = if route.policy.cache.is_some() || route.policy.compress {

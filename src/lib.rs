@@ -69,6 +69,7 @@ pub mod server;
 pub mod shard;
 pub mod signal;
 pub mod stream;
+pub mod timer;
 pub mod tls;
 pub mod tunnel;
 pub mod upstream;

@@ -190,6 +190,7 @@ async fn send_request(
         &mut up.stream,
         std::mem::take(&mut conn.out),
         t.upstream_response,
+        &mut conn.timer,
     )
     .await;
     conn.out = out;
@@ -202,9 +203,14 @@ async fn send_request(
         conn.out.clear();
         if head.expect_continue && head.version == Version::Http11 {
             conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            relay::write_all(&mut conn.stream, &mut conn.out, t.client_send)
-                .await
-                .map_err(|_| Attempt::Fail(ProxyError::DownstreamIo))?;
+            relay::write_all_timed(
+                &mut conn.stream,
+                &mut conn.out,
+                t.client_send,
+                &mut conn.timer,
+            )
+            .await
+            .map_err(|_| Attempt::Fail(ProxyError::DownstreamIo))?;
         }
         body.pump(
             &mut conn.stream,
@@ -213,6 +219,7 @@ async fn send_request(
             &mut conn.out,
             t.client_body,
             t.upstream_response,
+            &mut conn.timer,
         )
         .await
         .map_err(|e| Attempt::Fail(request_body_error(e)))?;
@@ -263,11 +270,8 @@ async fn read_response_head(
                 return Err(Attempt::Fail(ProxyError::UpstreamProtocol(why)))
             }
         }
-        let read = monoio::time::timeout_at(
-            deadline,
-            up.buf.fill(&mut up.stream, RESPONSE_HEAD_BYTES_MAX),
-        )
-        .await;
+        let fill = up.buf.fill(&mut up.stream, RESPONSE_HEAD_BYTES_MAX);
+        let read = conn.timer.limit_at(deadline, fill).await;
         match read {
             Ok(Ok(0)) if !received_any => {
                 return Err(Attempt::Retry(ProxyError::UpstreamProtocol(
@@ -294,9 +298,10 @@ async fn write_keep(
     stream: &mut crate::stream::Stream,
     buf: Vec<u8>,
     timeout: Duration,
+    timer: &mut crate::timer::Timer,
 ) -> (Result<(), RelayError>, Vec<u8>) {
     use monoio::io::AsyncWriteRentExt;
-    match monoio::time::timeout(timeout, stream.write_all(buf)).await {
+    match timer.limit(timeout, stream.write_all(buf)).await {
         Ok((Ok(_), buf)) => (Ok(()), buf),
         Ok((Err(e), buf)) => (Err(RelayError::WriteIo(e)), buf),
         Err(_) => (Err(RelayError::WriteTimeout), Vec::new()),

@@ -14,6 +14,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use crate::buf::RecvBuf;
 use crate::http::chunked::{self, ChunkError, Decoder};
 use crate::http::BodyKind;
+use crate::timer::Timer;
 
 mod filter;
 use filter::emit;
@@ -285,6 +286,7 @@ impl Relay {
         out: &mut Vec<u8>,
         read_timeout: Duration,
         write_timeout: Duration,
+        timer: &mut Timer,
     ) -> Result<(), RelayError> {
         debug_assert!(out.is_empty());
         // Bytes that came with the head count towards the first window.
@@ -298,7 +300,7 @@ impl Relay {
                 if let Some(f) = &mut self.filter {
                     f.sent(&inbuf.pending()[..n]);
                 }
-                match monoio::time::timeout(write_timeout, inbuf.write_front(dst, n)).await {
+                match timer.limit(write_timeout, inbuf.write_front(dst, n)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Err(RelayError::WriteIo(e)),
                     Err(_) => return Err(RelayError::WriteTimeout),
@@ -317,7 +319,7 @@ impl Relay {
                 }
                 let flush = self.is_done() || out.len() >= OUT_FLUSH_BYTES || inbuf.is_empty();
                 if flush && !out.is_empty() {
-                    write_all(dst, out, write_timeout).await?;
+                    write_all_timed(dst, out, write_timeout, timer).await?;
                 }
             }
             if self.is_done() {
@@ -330,7 +332,7 @@ impl Relay {
                 Some(w) => w.read_timeout(Instant::now(), read_timeout),
                 None => (read_timeout, false),
             };
-            let read = monoio::time::timeout(wait, inbuf.fill(src, RELAY_BUF_BYTES)).await;
+            let read = timer.limit(wait, inbuf.fill(src, RELAY_BUF_BYTES)).await;
             if let (Ok(Ok(n)), Some(w)) = (&read, &mut window) {
                 if !w.on_read(*n, Instant::now()) {
                     return Err(RelayError::ReadTimeout);
@@ -343,7 +345,7 @@ impl Relay {
                 Ok(Ok(0)) => {
                     self.on_eof(out)?;
                     if !out.is_empty() {
-                        write_all(dst, out, write_timeout).await?;
+                        write_all_timed(dst, out, write_timeout, timer).await?;
                     }
                     return Ok(());
                 }
@@ -384,7 +386,26 @@ fn emit_to(
     Ok(())
 }
 
-/// Write all of `out` (then clear it) within `timeout`.
+/// Write all of `out` (then clear it) within `timeout`, on the connection's `timer`.
+pub async fn write_all_timed<W: AsyncWriteRent>(
+    dst: &mut W,
+    out: &mut Vec<u8>,
+    timeout: Duration,
+    timer: &mut Timer,
+) -> Result<(), RelayError> {
+    let buf = std::mem::take(out);
+    match timer.limit(timeout, dst.write_all(buf)).await {
+        Ok((Ok(_), mut buf)) => {
+            buf.clear();
+            *out = buf;
+            Ok(())
+        }
+        Ok((Err(e), _)) => Err(RelayError::WriteIo(e)),
+        Err(_) => Err(RelayError::WriteTimeout),
+    }
+}
+
+/// Write all of `out` (then clear it) within `timeout` (for callers without a `Timer`).
 pub async fn write_all<W: AsyncWriteRent>(
     dst: &mut W,
     out: &mut Vec<u8>,

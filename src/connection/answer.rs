@@ -30,8 +30,13 @@ impl Conn {
         let close = !(head.keep_alive && skipped) || shard.draining();
         self.out.clear();
         resp.write_with(&mut self.out, &[extra], close, head.method == Method::Head);
-        let sent =
-            relay::write_all(&mut self.stream, &mut self.out, cfg.timeouts.client_send).await;
+        let sent = relay::write_all_timed(
+            &mut self.stream,
+            &mut self.out,
+            cfg.timeouts.client_send,
+            &mut self.timer,
+        )
+        .await;
         sent.is_ok() && !close
     }
 
@@ -58,8 +63,13 @@ impl Conn {
             !keep,
             head.method == Method::Head,
         );
-        let sent =
-            relay::write_all(&mut self.stream, &mut self.out, cfg.timeouts.client_send).await;
+        let sent = relay::write_all_timed(
+            &mut self.stream,
+            &mut self.out,
+            cfg.timeouts.client_send,
+            &mut self.timer,
+        )
+        .await;
         sent.is_ok() && keep
     }
 
@@ -105,8 +115,13 @@ impl Conn {
             !keep,
             head.method == Method::Head,
         );
-        let sent =
-            relay::write_all(&mut self.stream, &mut self.out, cfg.timeouts.client_send).await;
+        let sent = relay::write_all_timed(
+            &mut self.stream,
+            &mut self.out,
+            cfg.timeouts.client_send,
+            &mut self.timer,
+        )
+        .await;
         sent.is_ok() && keep
     }
 
@@ -140,8 +155,13 @@ impl Conn {
         self.out.clear();
         self.out
             .extend_from_slice(canned::error(status).bytes(close, head_only));
-        let sent =
-            relay::write_all(&mut self.stream, &mut self.out, cfg.timeouts.client_send).await;
+        let sent = relay::write_all_timed(
+            &mut self.stream,
+            &mut self.out,
+            cfg.timeouts.client_send,
+            &mut self.timer,
+        )
+        .await;
         sent.is_ok() && !close
     }
 

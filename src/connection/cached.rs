@@ -190,9 +190,10 @@ impl Conn {
             out.extend_from_slice(&entry.body[..body_bytes]);
         }
         let send = cfg.timeouts.client_send;
-        let mut sent = relay::write_all(&mut self.stream, &mut self.out, send)
-            .await
-            .is_ok();
+        let mut sent =
+            relay::write_all_timed(&mut self.stream, &mut self.out, send, &mut self.timer)
+                .await
+                .is_ok();
         if sent && !inline {
             sent = write_body(&mut self.stream, entry, send).await;
         }

@@ -215,9 +215,16 @@ async fn attempt(
         }
         None => {
             stats.c.connections_opened.inc();
-            upstream::connect(addr, server.pool, connect_timeout, tls.clone())
-                .await
-                .map_err(Failure::Connect)?
+            // Boxed: the connect future (TCP + TLS handshake) is large and rarely awaited;
+            // inline, its size would be memcpy'd with every request's future.
+            Box::pin(upstream::connect(
+                addr,
+                server.pool,
+                connect_timeout,
+                tls.clone(),
+            ))
+            .await
+            .map_err(Failure::Connect)?
         }
     };
     loop {
@@ -226,9 +233,14 @@ async fn attempt(
             Err(Attempt::Retry(e)) if up.reused && replayable => {
                 debug!(server = %server.address, error = %e, "pooled connection failed; retrying on a fresh one");
                 stats.c.connections_opened.inc();
-                up = upstream::connect(addr, server.pool, connect_timeout, tls.clone())
-                    .await
-                    .map_err(Failure::Connect)?;
+                up = Box::pin(upstream::connect(
+                    addr,
+                    server.pool,
+                    connect_timeout,
+                    tls.clone(),
+                ))
+                .await
+                .map_err(Failure::Connect)?;
             }
             Err(Attempt::Retry(error)) => {
                 return Err(Failure::Unanswered {

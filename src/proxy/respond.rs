@@ -64,7 +64,8 @@ pub(super) async fn send_response(
     let edits = &changes.response;
     ex.outcome.status = resp.status;
     if resp.status == 101 {
-        return upgrade::switch(conn, cfg, up, resp, extra, edits, ex).await;
+        // Boxed: rare, and its future would otherwise enlarge every request's.
+        return Box::pin(upgrade::switch(conn, cfg, up, resp, extra, edits, ex)).await;
     }
     let mut plan = treat::Plan::default();
     if let Some(tr) = changes.treat {
@@ -115,9 +116,14 @@ pub(super) async fn send_response(
         .map_err(response_body_error)?;
     ex.response_started = true;
     ex.outcome.body_bytes = body.sent();
-    relay::write_all(&mut conn.stream, &mut conn.out, t.client_send)
-        .await
-        .map_err(|_| ProxyError::DownstreamIo)?;
+    relay::write_all_timed(
+        &mut conn.stream,
+        &mut conn.out,
+        t.client_send,
+        &mut conn.timer,
+    )
+    .await
+    .map_err(|_| ProxyError::DownstreamIo)?;
     if !body.is_done() {
         body.pump(
             &mut up.stream,
@@ -126,6 +132,7 @@ pub(super) async fn send_response(
             &mut conn.out,
             t.upstream_response,
             t.client_send,
+            &mut conn.timer,
         )
         .await
         .map_err(response_body_error)?;

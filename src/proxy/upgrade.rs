@@ -63,9 +63,14 @@ pub(super) async fn switch(
     conn.out.extend_from_slice(up.buf.pending());
     up.buf.consume(up.buf.len());
     ex.response_started = true;
-    relay::write_all(&mut conn.stream, &mut conn.out, cfg.timeouts.client_send)
-        .await
-        .map_err(|_| ProxyError::DownstreamIo)?;
+    relay::write_all_timed(
+        &mut conn.stream,
+        &mut conn.out,
+        cfg.timeouts.client_send,
+        &mut conn.timer,
+    )
+    .await
+    .map_err(|_| ProxyError::DownstreamIo)?;
     let client = std::mem::replace(&mut *conn.stream, Stream::Closed);
     let (end, moved) = tunnel::run(
         client,
