@@ -25,7 +25,13 @@ fn check(cfg: &config::Config, limiter: &Limiter, key: &[u8], out: &mut Vec<u8>)
     let p = &gw.rate_limits[0];
     let hash = gw.hasher.hash_one((0usize, key));
     let g = limiter.take_owned(0, hash, 1);
-    let d = rate_limit::decision(p, g.granted == 1, u64::from(g.remaining), g.full_ns, g.wait_ns);
+    let d = rate_limit::decision(
+        p,
+        g.granted == 1,
+        u64::from(g.remaining),
+        g.full_ns,
+        g.wait_ns,
+    );
     out.clear();
     d.write_fields(out);
     d.allowed
