@@ -25,19 +25,10 @@ impl Conn {
         cfg: &Config,
         shard: &Shard,
     ) -> bool {
-        self.inbuf.consume(head.head_len);
-        let skipped = self.skip_body(head.body);
-        let close = !(head.keep_alive && skipped) || shard.draining();
+        let close = !self.take_request(head, shard);
         self.out.clear();
         resp.write_with(&mut self.out, &[extra], close, head.method == Method::Head);
-        let sent = relay::write_all_timed(
-            &mut self.stream,
-            &mut self.out,
-            cfg.timeouts.client_send,
-            &mut self.timer,
-        )
-        .await;
-        sent.is_ok() && !close
+        self.send_out(cfg).await && !close
     }
 
     /// The one writer of answers the phases give (204 preflight, 401, 403, 405, 429): the
@@ -54,8 +45,7 @@ impl Conn {
         ctx.outcome.status = status;
         ctx.outcome.body_bytes = canned::local(status).body_len(head.method == Method::Head);
         debug!(peer = %self.peer, route = ctx.route, consumer = ctx.consumer.as_deref(), status, "answered by a gateway phase");
-        self.inbuf.consume(head.head_len);
-        let keep = self.skip_body(head.body) && head.keep_alive && !shard.draining();
+        let keep = self.take_request(head, shard);
         self.out.clear();
         canned::local(status).write_with(
             &mut self.out,
@@ -63,14 +53,7 @@ impl Conn {
             !keep,
             head.method == Method::Head,
         );
-        let sent = relay::write_all_timed(
-            &mut self.stream,
-            &mut self.out,
-            cfg.timeouts.client_send,
-            &mut self.timer,
-        )
-        .await;
-        sent.is_ok() && keep
+        self.send_out(cfg).await && keep
     }
 
     /// Fan out to the aggregate's parts and answer one JSON object.
@@ -93,8 +76,7 @@ impl Conn {
             &mut body,
         )
         .await;
-        self.inbuf.consume(head.head_len);
-        let keep = self.skip_body(head.body) && head.keep_alive && !shard.draining();
+        let keep = self.take_request(head, shard);
         let head_only = head.method == Method::Head;
         let complete = match result {
             Ok(complete) => complete,
@@ -115,14 +97,7 @@ impl Conn {
             !keep,
             head.method == Method::Head,
         );
-        let sent = relay::write_all_timed(
-            &mut self.stream,
-            &mut self.out,
-            cfg.timeouts.client_send,
-            &mut self.timer,
-        )
-        .await;
-        sent.is_ok() && keep
+        self.send_out(cfg).await && keep
     }
 
     /// Answer an error for a request whose head is still in the buffer.
@@ -133,8 +108,7 @@ impl Conn {
         cfg: &Config,
         shard: &Shard,
     ) -> bool {
-        self.inbuf.consume(head.head_len);
-        let keep = self.skip_body(head.body) && head.keep_alive && !shard.draining();
+        let keep = self.take_request(head, shard);
         self.answer_error(e, cfg, head.method == Method::Head, keep)
             .await
     }
@@ -155,14 +129,28 @@ impl Conn {
         self.out.clear();
         self.out
             .extend_from_slice(canned::error(status).bytes(close, head_only));
-        let sent = relay::write_all_timed(
+        self.send_out(cfg).await && !close
+    }
+
+    /// Take the request out of the input buffer for an answer coregate writes itself: its head,
+    /// and its body when that is already buffered in full. Returns whether the connection may
+    /// stay open afterwards (the body was dropped, the client allows it, the shard is not
+    /// draining).
+    pub(super) fn take_request(&mut self, head: &RequestHead, shard: &Shard) -> bool {
+        self.inbuf.consume(head.head_len);
+        self.skip_body(head.body) && head.keep_alive && !shard.draining()
+    }
+
+    /// Write the answer in `self.out` to the client within `client_send`; whether it all went.
+    pub(super) async fn send_out(&mut self, cfg: &Config) -> bool {
+        relay::write_all_timed(
             &mut self.stream,
             &mut self.out,
             cfg.timeouts.client_send,
             &mut self.timer,
         )
-        .await;
-        sent.is_ok() && !close
+        .await
+        .is_ok()
     }
 
     /// Drop the request body if it is already in the buffer in full (then the connection can go

@@ -139,8 +139,7 @@ impl Conn {
     ) -> bool {
         Stats::bump(&shard.cache.stats.hits);
         ctx.cache_status = CacheStatus::Hit;
-        self.inbuf.consume(head.head_len);
-        let keep = self.skip_body(head.body) && head.keep_alive && !shard.draining();
+        let keep = self.take_request(head, shard);
         let (kept, bytes) = self
             .serve_entry(entry, CacheStatus::Hit, head, &ctx.resp_fields, keep, cfg)
             .await;
