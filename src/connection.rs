@@ -187,11 +187,14 @@ impl Conn {
                 _ => return Ok(None),
             }
         }
-        let deadline = Instant::now() + timeouts.client_header;
+        // The head deadline is read from the clock only when the first read did not bring the
+        // whole head (the common case reads no clock here).
+        let mut deadline = None;
         loop {
             if let Some(head) = request::parse(self.inbuf.pending(), limits, &mut self.headers)? {
                 return Ok(Some(head));
             }
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeouts.client_header);
             let fill = self.inbuf.fill(&mut self.stream, cap);
             match self.timer.limit_at(deadline, fill).await {
                 Ok(Ok(n)) if n > 0 => {}

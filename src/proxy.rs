@@ -15,7 +15,7 @@ mod respond;
 mod treat;
 mod upgrade;
 
-use std::time::Duration;
+use std::time::Instant;
 
 use tracing::debug;
 
@@ -43,8 +43,12 @@ const RESPONSE_HEAD_BYTES_MAX: usize = 64 * 1024;
 const INTERIM_MAX: usize = 8;
 
 /// Progress of one exchange, for deciding what a failure means to the client connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Exchange {
+    /// The exchange's latest clock reading: taken when it starts, when an attempt starts and
+    /// when a response head arrives; deadlines and pool idle times count from it, so that a
+    /// request reads the clock a few times instead of once per I/O operation.
+    clock: Instant,
     /// The request head has been taken out of the client buffer.
     head_consumed: bool,
     /// The request body has been read from the client in full.
@@ -83,8 +87,11 @@ pub async fn forward(
     outcome: &mut Outcome,
 ) -> bool {
     let mut ex = Exchange {
+        clock: Instant::now(),
+        head_consumed: false,
         body_done: matches!(head.body, BodyKind::None | BodyKind::Length(0)),
-        ..Exchange::default()
+        response_started: false,
+        outcome: Outcome::default(),
     };
     let cfg = &snap.config;
     let retry_unsafe = retry_non_idempotent;
@@ -108,7 +115,9 @@ pub async fn forward(
                 .treat
                 .and_then(|t| Some((t, treat::stale_for_error(t, &e)?)))
             {
-                return serve_stale(conn, t, &entry, head, changes, keep, cfg, outcome).await;
+                // Boxed: rare, and its future would otherwise enlarge every request's.
+                let stale = serve_stale(conn, t, &entry, head, changes, keep, cfg, outcome);
+                return Box::pin(stale).await;
             }
             outcome.status = e.status().unwrap_or(STATUS_CLIENT_GONE);
             outcome.body_bytes =
@@ -189,7 +198,7 @@ async fn send_request(
     let (res, out) = write_keep(
         &mut up.stream,
         std::mem::take(&mut conn.out),
-        t.upstream_response,
+        ex.clock + t.upstream_response,
         &mut conn.timer,
     )
     .await;
@@ -224,17 +233,22 @@ async fn send_request(
         .await
         .map_err(|e| Attempt::Fail(request_body_error(e)))?;
         ex.body_done = true;
+        // The body took its time: the wait for the response starts now.
+        ex.clock = Instant::now();
     }
-    read_response_head(conn, up, head, cfg).await
+    read_response_head(conn, up, head, cfg, ex.clock).await
 }
 
+/// Read the final response head, within `upstream_response` of `sent` (when the request was
+/// sent, or a moment before).
 async fn read_response_head(
     conn: &mut Conn,
     up: &mut UpstreamConn,
     head: &RequestHead,
     cfg: &Config,
+    sent: Instant,
 ) -> Result<ResponseHead, Attempt> {
-    let deadline = monoio::time::Instant::now() + cfg.timeouts.upstream_response;
+    let deadline = monoio::time::Instant::from_std(sent + cfg.timeouts.upstream_response);
     let head_request = head.method == Method::Head;
     let mut received_any = false;
     let mut interim = 0;
@@ -293,15 +307,16 @@ async fn read_response_head(
     }
 }
 
-/// Write `buf` without clearing it; returns it for a possible replay.
+/// Write `buf` by `deadline` without clearing it; returns it for a possible replay.
 async fn write_keep(
     stream: &mut crate::stream::Stream,
     buf: Vec<u8>,
-    timeout: Duration,
+    deadline: Instant,
     timer: &mut crate::timer::Timer,
 ) -> (Result<(), RelayError>, Vec<u8>) {
     use monoio::io::AsyncWriteRentExt;
-    match timer.limit(timeout, stream.write_all(buf)).await {
+    let deadline = monoio::time::Instant::from_std(deadline);
+    match timer.limit_at(deadline, stream.write_all(buf)).await {
         Ok((Ok(_), buf)) => (Ok(()), buf),
         Ok((Err(e), buf)) => (Err(RelayError::WriteIo(e)), buf),
         Err(_) => (Err(RelayError::WriteTimeout), Vec::new()),

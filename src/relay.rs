@@ -393,8 +393,19 @@ pub async fn write_all_timed<W: AsyncWriteRent>(
     timeout: Duration,
     timer: &mut Timer,
 ) -> Result<(), RelayError> {
+    write_all_by(dst, out, Instant::now() + timeout, timer).await
+}
+
+/// Write all of `out` (then clear it) by `deadline`, on the connection's `timer`: for callers
+/// that already hold a fresh clock reading.
+pub async fn write_all_by<W: AsyncWriteRent>(
+    dst: &mut W,
+    out: &mut Vec<u8>,
+    deadline: Instant,
+    timer: &mut Timer,
+) -> Result<(), RelayError> {
     let buf = std::mem::take(out);
-    match timer.limit(timeout, dst.write_all(buf)).await {
+    match timer.limit_at(deadline, dst.write_all(buf)).await {
         Ok((Ok(_), mut buf)) => {
             buf.clear();
             *out = buf;

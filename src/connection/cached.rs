@@ -99,7 +99,9 @@ impl Conn {
                 Role::Wait(gate) if round == 0 => {
                     Stats::bump(&c.stats.coalesced);
                     let wait = cfg.cache.coalesce_timeout;
-                    let _ = monoio::time::timeout(wait, gate.wait()).await;
+                    // Boxed: a monoio timeout holds a 128-byte-aligned timer entry, which would
+                    // pad every request's future; this wait is rare.
+                    let _ = Box::pin(monoio::time::timeout(wait, gate.wait())).await;
                 }
                 Role::Wait(_) | Role::Alone => break,
             }
@@ -194,7 +196,7 @@ impl Conn {
                 .await
                 .is_ok();
         if sent && !inline {
-            sent = write_body(&mut self.stream, entry, send).await;
+            sent = write_body(&mut self.stream, &mut self.timer, entry, send).await;
         }
         (sent && keep, body_bytes as u64)
     }
@@ -202,11 +204,13 @@ impl Conn {
 
 /// Write a stored body without copying it (the entry may be evicted meanwhile: the `Rc`
 /// keeps the bytes alive until the write ends).
-async fn write_body(stream: &mut crate::stream::Stream, entry: &Entry, t: Duration) -> bool {
+async fn write_body(
+    stream: &mut crate::stream::Stream,
+    timer: &mut crate::timer::Timer,
+    entry: &Entry,
+    t: Duration,
+) -> bool {
     use monoio::io::AsyncWriteRentExt;
     let body = entry.body.clone();
-    matches!(
-        monoio::time::timeout(t, stream.write_all(body)).await,
-        Ok((Ok(_), _))
-    )
+    matches!(timer.limit(t, stream.write_all(body)).await, Ok((Ok(_), _)))
 }

@@ -187,7 +187,7 @@ async fn call(
     let tls = snap.tls_target(id, upstream, server);
     let pooled = snap
         .pools
-        .checkout(server.pool, cfg.timeouts.upstream_idle)
+        .checkout(server.pool, cfg.timeouts.upstream_idle, Instant::now())
         .filter(|c| c.stream.is_tls() == tls.is_some());
     let mut up = match pooled {
         Some(up) => up,
@@ -208,7 +208,8 @@ async fn call(
         .map_err(|_| PartError::Unavailable)?;
     let (status, body, reusable) = read_response(&mut up).await?;
     if reusable && up.buf.is_empty() {
-        snap.pools.checkin(up, upstream.idle_per_server_max);
+        snap.pools
+            .checkin(up, upstream.idle_per_server_max, Instant::now());
     }
     if !(200..300).contains(&status) {
         return Err(PartError::Status(status));

@@ -3,7 +3,7 @@
 //! connection, cleared per request, so its buffers are reused across keep-alive requests.
 //! `outcome` and `cache_status` are the facts the access log (and counters) read at the end.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::UpstreamId;
 use crate::router::{Params, RouteId};
@@ -53,7 +53,6 @@ impl CacheStatus {
 pub struct RequestCtx {
     pub route: RouteId,
     pub params: Params,
-    pub started: Instant,
     /// Who the request is from (API key's consumer, or the JWT's consumer claim).
     pub consumer: Option<String>,
     /// Values of the route's wanted claims (`RoutePolicy::claims`), in that order.
@@ -78,7 +77,6 @@ impl Default for RequestCtx {
         RequestCtx {
             route: 0,
             params: Params::default(),
-            started: Instant::now(),
             consumer: None,
             claims: Vec::new(),
             req_fields: Vec::new(),
@@ -106,7 +104,6 @@ impl RequestCtx {
     pub fn clear(&mut self) {
         self.route = 0;
         self.params = Params::default();
-        self.started = Instant::now();
         self.consumer = None;
         self.claims.clear();
         self.req_fields.clear();

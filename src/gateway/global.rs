@@ -134,7 +134,9 @@ pub async fn check(
         debug!(policy = %p.name, "global rate limit queue full; fallback");
         return Outcome::Fallback(g.fallback);
     }
-    match monoio::time::timeout(g.timeout, rx.recv_async()).await {
+    // Boxed: a monoio timeout's timer entry is 128-byte aligned and would pad the future of
+    // every request; this path already allocates a channel.
+    match Box::pin(monoio::time::timeout(g.timeout, rx.recv_async())).await {
         Ok(Ok(Some(d))) => Outcome::Decided(d),
         _ => Outcome::Fallback(g.fallback),
     }

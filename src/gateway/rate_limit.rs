@@ -349,7 +349,9 @@ pub async fn lease(
         peers.get(owner)?.send_async(req).await.ok()?;
         rx.recv_async().await.ok()
     };
-    match monoio::time::timeout(LEASE_TIMEOUT, asked).await {
+    // Boxed: a monoio timeout's timer entry is 128-byte aligned and would pad the future of
+    // every request; this path already allocates a channel.
+    match Box::pin(monoio::time::timeout(LEASE_TIMEOUT, asked)).await {
         Ok(Some(g)) => Some(g),
         _ => {
             debug!(

@@ -54,7 +54,7 @@ pub(super) async fn exchange(
         lb: &cluster.lb,
         affinity: affinity(conn, upstream, head),
     };
-    let now = Instant::now();
+    let now = ex.clock;
     c.lb.budget.on_request(now);
     let mut tried = Tried::default();
     let Some(mut server) = c.lb.pick(upstream, &c.affinity, &tried, now) else {
@@ -67,7 +67,7 @@ pub(super) async fn exchange(
     loop {
         tried.push(server);
         let load = c.lb.begin(server);
-        let started = Instant::now();
+        let started = ex.clock;
         let target = &upstream.servers[server];
         let tls = snap.tls_target(id, upstream, target);
         let stats = cluster.stats(server);
@@ -79,6 +79,7 @@ pub(super) async fn exchange(
         match attempt(conn, snap, to, &mut body, head, ex, replayable).await {
             Ok((up, resp)) => {
                 let now = Instant::now();
+                ex.clock = now;
                 let latency = now - started;
                 stats.answered(resp.status, latency);
                 ex.outcome.upstream = Some((id, server));
@@ -106,6 +107,7 @@ pub(super) async fn exchange(
                     retry::retarget_host(&mut conn.out, target.address.as_bytes(), next_addr);
                 }
                 server = next;
+                ex.clock = Instant::now();
             }
         }
     }
@@ -206,7 +208,7 @@ async fn attempt(
     // address) is not reused.
     let pooled = snap
         .pools
-        .checkout(server.pool, cfg.timeouts.upstream_idle)
+        .checkout(server.pool, cfg.timeouts.upstream_idle, ex.clock)
         .filter(|c| c.stream.is_tls() == tls.is_some());
     let mut up = match pooled {
         Some(up) => {

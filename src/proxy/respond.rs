@@ -75,7 +75,9 @@ pub(super) async fn send_response(
             ex.response_started = true;
             let keep = head.keep_alive && !shard.draining();
             let out = &mut ex.outcome;
-            return Ok(serve_stale(conn, tr, &entry, head, changes, keep, cfg, out).await);
+            // Boxed: rare, and its future would otherwise enlarge every request's.
+            let stale = Box::pin(serve_stale(conn, tr, &entry, head, changes, keep, cfg, out));
+            return Ok(stale.await);
         }
         let (buf, fields) = (up.buf.pending(), &conn.resp_headers);
         plan = treat::plan(tr, &resp, buf, fields, head, edits);
@@ -116,15 +118,12 @@ pub(super) async fn send_response(
         .map_err(response_body_error)?;
     ex.response_started = true;
     ex.outcome.body_bytes = body.sent();
-    relay::write_all_timed(
-        &mut conn.stream,
-        &mut conn.out,
-        t.client_send,
-        &mut conn.timer,
-    )
-    .await
-    .map_err(|_| ProxyError::DownstreamIo)?;
-    if !body.is_done() {
+    let deadline = monoio::time::Instant::from_std(ex.clock + t.client_send);
+    relay::write_all_by(&mut conn.stream, &mut conn.out, deadline, &mut conn.timer)
+        .await
+        .map_err(|_| ProxyError::DownstreamIo)?;
+    let streamed = !body.is_done();
+    if streamed {
         body.pump(
             &mut up.stream,
             &mut up.buf,
@@ -142,7 +141,13 @@ pub(super) async fn send_response(
         treat::finish(tr, pending, body.take_filter());
     }
     if resp.reusable && ex.body_done && up.buf.is_empty() {
-        pools.checkin(up, upstream.idle_per_server_max);
+        // A streamed body took its time: the connection is idle from now, not from its head.
+        let now = if streamed {
+            std::time::Instant::now()
+        } else {
+            ex.clock
+        };
+        pools.checkin(up, upstream.idle_per_server_max, now);
     }
     Ok(!close)
 }

@@ -118,11 +118,11 @@ impl Pools {
         }
     }
 
-    /// The most recently returned connection that has not been idle longer than `idle_max`.
-    pub fn checkout(&self, pool: usize, idle_max: Duration) -> Option<UpstreamConn> {
+    /// The most recently returned connection that has not been idle longer than `idle_max` at
+    /// `now`.
+    pub fn checkout(&self, pool: usize, idle_max: Duration, now: Instant) -> Option<UpstreamConn> {
         let slot = self.slot(pool)?;
         let mut idle = slot.idle.borrow_mut();
-        let now = Instant::now();
         while let Some(mut conn) = idle.pop() {
             if now.duration_since(conn.idle_since) < idle_max {
                 debug_assert!(conn.buf.is_empty(), "pooled connection with unread bytes");
@@ -133,8 +133,9 @@ impl Pools {
         None
     }
 
-    /// Keep `conn` for reuse, unless its server already has `max` idle connections.
-    pub fn checkin(&self, mut conn: UpstreamConn, max: usize) {
+    /// Keep `conn` for reuse (idle from `now`), unless its server already has `max` idle
+    /// connections.
+    pub fn checkin(&self, mut conn: UpstreamConn, max: usize, now: Instant) {
         debug_assert!(
             conn.buf.is_empty(),
             "only a connection with nothing unread is reusable"
@@ -149,7 +150,7 @@ impl Pools {
         if idle.len() >= max {
             return;
         }
-        conn.idle_since = Instant::now();
+        conn.idle_since = now;
         idle.push(conn);
     }
 
