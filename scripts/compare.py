@@ -10,7 +10,13 @@ and upstream connections opened during the run (from the origins' stub_status).
 Modes: pinned (each proxy 1 worker on CPU 0; wrk and origins on CPU 1) and shared
 (2 workers, nothing pinned). Figures are the median of --runs runs.
 
-Usage: scripts/compare.sh [--duration 10] [--runs 3] [--modes pinned,shared]
+--breakdown (pinned mode; needs `perf`): samples the proxy's processes with `perf record -g`
+during each measured run and splits the proxy's CPU µs/req into the kernel's TCP/IP work for its sends and
+receives (tcp_sendmsg/tcp_recvmsg and everything under them, loopback delivery to the receiving
+socket included: work every proxy must do), the rest of the kernel (syscall entry, io_uring or
+epoll, scheduling) and user space.
+
+Usage: scripts/compare.sh [--duration 10] [--runs 3] [--modes pinned,shared] [--breakdown]
                           [--scenarios ka100,ka16k,close100,tls100] [--proxies coregate,nginx,haproxy]
 """
 
@@ -264,6 +270,25 @@ def parse_wrk(out):
     return {"reqs": reqs, "rps": rps, "p50": lat(50), "p99": lat(99), "errors": errors}
 
 
+def perf_pct(report, sym):
+    """Children share (%) of kernel symbol `sym` in a `perf report --children` listing."""
+    m = re.search(r"^\s+([\d.]+)%\s+[\d.]+%\s+\[k\] " + re.escape(sym) + r"\s*$", report, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def breakdown(data, cpu_us):
+    """Split cpu_us into kernel TCP/IP, other kernel and user space from the proxy's samples."""
+    report = lambda *a: subprocess.run(["perf", "report", "-i", data, "-g", "none", *a],
+                                       capture_output=True, text=True).stdout
+    children = report("--children", "--sort", "sym")
+    dsos = report("--no-children", "--sort", "dso")
+    m = re.search(r"([\d.]+)%\s+\[kernel.kallsyms\]", dsos)
+    kernel = float(m.group(1)) if m else 0.0
+    tcp = perf_pct(children, "tcp_sendmsg") + perf_pct(children, "tcp_recvmsg")
+    return {"tcp_us": tcp / 100 * cpu_us, "kernel_other_us": (kernel - tcp) / 100 * cpu_us,
+            "user_us": (100.0 - kernel) / 100 * cpu_us}
+
+
 def one_run(name, mode, scenario, work, args):
     workers = 1 if mode == "pinned" else 2
     proxy_cpus = "0" if mode == "pinned" else None
@@ -282,6 +307,13 @@ def one_run(name, mode, scenario, work, args):
         sh(taskset(load_cpus) + ["wrk", "-t1", f"-c{args.connections}", "-d2s", *extra, url],
            capture_output=True)
         accepts0, cpu0 = origin_accepts(), cpu_seconds(proxy.pid)
+        perf = None
+        if args.breakdown and mode == "pinned":
+            data = os.path.join(work, "perf.data")
+            pids = ",".join(map(str, tree_pids(proxy.pid)))
+            perf = subprocess.Popen(["perf", "record", "-q", "-o", data, "-p", pids, "-g", "--",
+                                     "sleep", str(args.duration)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         out = subprocess.run(
             taskset(load_cpus) + ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s",
                                   "--latency", *extra, url],
@@ -289,6 +321,9 @@ def one_run(name, mode, scenario, work, args):
         cpu1, accepts1 = cpu_seconds(proxy.pid), origin_accepts()
         r = parse_wrk(out)
         r["cpu_us"] = (cpu1 - cpu0) * 1e6 / max(r["reqs"], 1)
+        if perf:
+            perf.wait()
+            r.update(breakdown(data, r["cpu_us"]))
         r["upstream_conns"] = accepts1 - accepts0 - 1  # minus our own stub_status request
         return r
     finally:
@@ -303,6 +338,8 @@ def main():
     ap.add_argument("--modes", default="pinned,shared")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--proxies", default=",".join(PROXIES))
+    ap.add_argument("--breakdown", action="store_true",
+                    help="pinned mode: split CPU µs/req into kernel TCP/IP, other kernel, user (perf)")
     args = ap.parse_args()
     modes, scenarios, proxies = args.modes.split(","), args.scenarios.split(","), args.proxies.split(",")
 
@@ -345,6 +382,19 @@ def main():
                       f"{med(rs, 'p99'):.2f} | {c:.1f} | {c / best:.2f} | {med(rs, 'upstream_conns'):.0f} | "
                       f"{sum(x['errors'] for x in rs)} |")
         print()
+        if args.breakdown and mode == "pinned":
+            print("**where the CPU goes** (pinned; µs/req and share of the proxy's perf samples, median of runs)\n")
+            print("| scenario | proxy | CPU µs/req | kernel TCP/IP | other kernel | user space |")
+            print("|---|---|---|---|---|---|")
+            for scenario in scenarios:
+                for name in proxies:
+                    rs = results[(mode, scenario, name)]
+                    c = med(rs, "cpu_us")
+                    parts = [med(rs, k) for k in ("tcp_us", "kernel_other_us", "user_us")]
+                    total = sum(parts) or 1
+                    cells = " | ".join(f"{v:.1f} ({v / total * 100:.0f}%)" for v in parts)
+                    print(f"| {SCENARIOS[scenario][0]} | {name} | {c:.1f} | {cells} |")
+            print()
 
 
 if __name__ == "__main__":

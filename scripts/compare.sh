@@ -8,6 +8,8 @@ need=()
 for p in nginx haproxy wrk; do command -v "$p" >/dev/null || need+=("$p"); done
 command -v pgrep >/dev/null || need+=(procps)
 command -v taskset >/dev/null || need+=(util-linux)
+# --breakdown samples with perf (Debian's package is linux-perf).
+case " $* " in *" --breakdown "*) command -v perf >/dev/null || need+=(linux-perf) ;; esac
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
