@@ -1081,6 +1081,8 @@ fn edge_defaults_apply() {
     assert_eq!(c.limits.body_rate_min, None);
     assert_eq!(d::CLIENT_BODY_RATE_WINDOW_MS, 10_000);
     assert_eq!(c.timeouts.tunnel_idle.as_millis(), 300_000);
+    assert_eq!(c.timeouts.client_linger.as_millis(), 10_000);
+    assert_eq!(c.timeouts.client_linger_idle.as_millis(), 5_000);
     assert!(c.listeners[0].access.is_empty());
     let c = config::from_toml(
         "[limits]\nclient_body_rate_min_bytes_per_s = 100\n[log]\naccess = \"stdout\"\n",
@@ -1090,6 +1092,9 @@ fn edge_defaults_apply() {
     let rate = c.limits.body_rate_min.unwrap();
     assert_eq!((rate.bytes_per_s, rate.window.as_millis()), (100, 10_000));
     assert_eq!(c.log.access, Some(coregate::access_log::Target::Stdout));
+    // 0 turns lingering off (the only timeout that may be 0).
+    let c = config::from_toml("[timeouts]\nclient_linger_ms = 0\n", Path::new("e.toml")).unwrap();
+    assert!(c.timeouts.client_linger.is_zero());
 }
 
 #[test]
@@ -1139,6 +1144,21 @@ fn edge_errors_name_their_keys() {
         "[timeouts]\ntunnel_idle_ms = 0\n",
         "timeouts.tunnel_idle_ms",
         "outside",
+    );
+    fails(
+        "[timeouts]\nclient_linger_idle_ms = 0\n",
+        "timeouts.client_linger_idle_ms",
+        "0 ms is outside 1..=86400000 ms",
+    );
+    fails(
+        "[timeouts]\nclient_linger_ms = 86400001\n",
+        "timeouts.client_linger_ms",
+        "outside 0..=86400000 ms",
+    );
+    fails(
+        "[timeouts]\nclient_linger_ms = -1\n",
+        "timeouts.client_linger_ms",
+        "invalid value",
     );
 }
 

@@ -47,6 +47,15 @@ pub const CLIENT_BODY_MS: u64 = 30_000;
 pub const CLIENT_IDLE_MS: u64 = 60_000;
 /// Longest pause between two writes to a client that does not read (nginx send_timeout).
 pub const CLIENT_SEND_MS: u64 = 60_000;
+/// Lingering close, in total: after an answer that closes the connection while the client may
+/// still be sending (an unread body, pipelined bytes), coregate half-closes and discards what
+/// arrives for at most this long, so the client reads the answer instead of a reset. nginx's
+/// lingering_time is 30 s; a client that reads its answer stops within a round trip, and one
+/// that does not is not helped by holding its connection slot longer, so 10 s (the head timeout
+/// and the default drain) is enough.
+pub const CLIENT_LINGER_MS: u64 = 10_000;
+/// Lingering ends when no byte arrives for this long (nginx's lingering_timeout is 5 s).
+pub const CLIENT_LINGER_IDLE_MS: u64 = 5_000;
 /// A client's TLS handshake, from accept.
 pub const TLS_HANDSHAKE_MS: u64 = 10_000;
 /// TCP connect to an upstream server.

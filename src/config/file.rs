@@ -269,6 +269,11 @@ pub struct TimeoutsFile {
     pub client_body_ms: u64,
     pub client_idle_ms: u64,
     pub client_send_ms: u64,
+    /// Lingering close after an answer while the client may still be sending: read and discard
+    /// for at most this long in total; 0 = no lingering (close at once).
+    pub client_linger_ms: u64,
+    /// Lingering ends when no byte arrives for this long.
+    pub client_linger_idle_ms: u64,
     pub tls_handshake_ms: u64,
     pub upstream_connect_ms: u64,
     pub upstream_response_ms: u64,
@@ -284,6 +289,8 @@ impl Default for TimeoutsFile {
             client_body_ms: d::CLIENT_BODY_MS,
             client_idle_ms: d::CLIENT_IDLE_MS,
             client_send_ms: d::CLIENT_SEND_MS,
+            client_linger_ms: d::CLIENT_LINGER_MS,
+            client_linger_idle_ms: d::CLIENT_LINGER_IDLE_MS,
             tls_handshake_ms: d::TLS_HANDSHAKE_MS,
             upstream_connect_ms: d::UPSTREAM_CONNECT_MS,
             upstream_response_ms: d::UPSTREAM_RESPONSE_MS,

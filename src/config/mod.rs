@@ -110,6 +110,10 @@ pub struct Timeouts {
     pub client_body: Duration,
     pub client_idle: Duration,
     pub client_send: Duration,
+    /// Lingering close, in total; zero: no lingering.
+    pub client_linger: Duration,
+    /// Lingering ends after this long without a byte.
+    pub client_linger_idle: Duration,
     pub tls_handshake: Duration,
     pub upstream_connect: Duration,
     pub upstream_response: Duration,

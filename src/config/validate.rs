@@ -209,6 +209,15 @@ pub(super) fn check_ms(key: &str, v: u64, min: u64, max: u64, errs: &mut Vec<Con
 }
 
 fn timeouts(f: &TimeoutsFile, errs: &mut Vec<ConfigError>) -> Timeouts {
+    // The one timeout that may be 0: it turns lingering off.
+    let linger = f.client_linger_ms;
+    check_ms(
+        "timeouts.client_linger_ms",
+        linger,
+        0,
+        d::TIMEOUT_MS_MAX,
+        errs,
+    );
     let mut ms = |key: &str, v: u64| {
         check_ms(&format!("timeouts.{key}"), v, 1, d::TIMEOUT_MS_MAX, errs);
         Duration::from_millis(v)
@@ -218,6 +227,8 @@ fn timeouts(f: &TimeoutsFile, errs: &mut Vec<ConfigError>) -> Timeouts {
         client_body: ms("client_body_ms", f.client_body_ms),
         client_idle: ms("client_idle_ms", f.client_idle_ms),
         client_send: ms("client_send_ms", f.client_send_ms),
+        client_linger: Duration::from_millis(linger),
+        client_linger_idle: ms("client_linger_idle_ms", f.client_linger_idle_ms),
         tls_handshake: ms("tls_handshake_ms", f.tls_handshake_ms),
         upstream_connect: ms("upstream_connect_ms", f.upstream_connect_ms),
         upstream_response: ms("upstream_response_ms", f.upstream_response_ms),
