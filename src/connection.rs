@@ -6,11 +6,13 @@
 //! (access → CORS preflight → auth → rate limit → cache) → action: static response |
 //! aggregation | forward. Every answer a phase gives goes through `answer_local`, which drains
 //! a fully buffered body or closes the connection (a body left unread would be parsed as the
-//! next request: Pingora CVE-2025-4366).
+//! next request: Pingora CVE-2025-4366). A connection that closes while the client may still
+//! be sending ends in a lingering close (`linger`), so the client reads its answer.
 
 mod answer;
 mod cached;
 mod guard;
+mod linger;
 mod logging;
 
 use std::net::SocketAddr;
@@ -67,6 +69,9 @@ pub struct Conn {
     logged: logging::LoggedRequest,
     /// The current request's route, once routed (for its counters).
     route: Option<RouteId>,
+    /// The current request's body was not read in full before its answer: the client may
+    /// still be sending it, so closing lingers.
+    pub body_unread: bool,
     /// The deadline of the connection's current I/O operation (client or upstream side).
     pub timer: Timer,
 }
@@ -106,6 +111,7 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
         resp_headers: Vec::with_capacity(FIELDS),
         logged: logging::LoggedRequest::default(),
         route: None,
+        body_unread: false,
         timer: Timer::new(),
     };
     if AssertUnwindSafe(conn.run(&shard))
@@ -127,6 +133,7 @@ impl Conn {
                 return;
             }
             self.route = None;
+            self.body_unread = false;
             // Wait for the head with copies of the limits: an idle connection holds no config
             // snapshot, so a reload's old snapshot goes as soon as its requests finish.
             let (limits, timeouts) = {
@@ -151,10 +158,12 @@ impl Conn {
                     snap.stats
                         .unrouted
                         .done(ctx.outcome.status, started.elapsed());
+                    // The refused head is still buffered, and more may follow it.
+                    self.close(shard, &timeouts, ctx.outcome.status).await;
                     return;
                 }
             };
-            let _in_flight = InFlight::new(shard);
+            let in_flight = InFlight::new(shard);
             if shard.access_log.is_some() {
                 self.logged
                     .capture(self.inbuf.pending(), &head, &self.headers);
@@ -166,6 +175,9 @@ impl Conn {
             stats.done(ctx.outcome.status, started.elapsed());
             stats.cached(ctx.cache_status);
             if !keep || shard.draining() {
+                // The request is answered; a lingering close is not a request in flight.
+                drop(in_flight);
+                self.close(shard, &timeouts, ctx.outcome.status).await;
                 return;
             }
         }

@@ -110,6 +110,7 @@ pub async fn forward(
                 conn.inbuf.consume(head.head_len);
                 ex.body_done = conn.skip_body(head.body);
             }
+            conn.body_unread = !ex.body_done;
             let keep = ex.body_done && head.keep_alive && !shard.draining();
             if let Some((t, entry)) = changes
                 .treat

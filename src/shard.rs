@@ -119,6 +119,9 @@ pub struct Shard {
     pub cache: crate::cache::Cache,
     /// Requests between head received and response finished.
     active: Cell<usize>,
+    /// Connections in a lingering close: a graceful shutdown waits for them too, within the
+    /// drain timeout, so that their answers are not cut by a reset.
+    lingering: Cell<usize>,
     /// Set at shutdown: finish what is in flight, take nothing new.
     draining: Cell<bool>,
     /// Fired at shutdown to stop the accept loops.
@@ -156,6 +159,7 @@ impl Shard {
             access_log,
             cache,
             active: Cell::new(0),
+            lingering: Cell::new(0),
             draining: Cell::new(false),
             stop: Signal::default(),
             accepting: RefCell::new(Vec::new()),
@@ -289,6 +293,20 @@ impl Shard {
         debug_assert!(self.active.get() > 0);
         self.active.set(self.active.get().saturating_sub(1));
     }
+
+    pub fn linger_started(&self) {
+        self.lingering.set(self.lingering.get() + 1);
+    }
+
+    pub fn linger_finished(&self) {
+        debug_assert!(self.lingering.get() > 0);
+        self.lingering.set(self.lingering.get().saturating_sub(1));
+    }
+
+    /// Requests in flight or connections lingering: what a graceful shutdown waits for.
+    fn busy(&self) -> bool {
+        self.active.get() > 0 || self.lingering.get() > 0
+    }
 }
 
 /// What the main thread hands a shard thread.
@@ -409,13 +427,14 @@ async fn drain(shard: &Shard) {
     shard.stop.fire();
     let timeout = shard.snapshot().config.server.drain_timeout;
     let deadline = Instant::now() + timeout;
-    while shard.active.get() > 0 && Instant::now() < deadline {
+    while shard.busy() && Instant::now() < deadline {
         monoio::time::sleep(DRAIN_POLL_INTERVAL).await;
     }
-    if shard.active.get() > 0 {
+    if shard.busy() {
         warn!(
             shard = shard.id,
             in_flight = shard.active.get(),
+            lingering = shard.lingering.get(),
             "drain timeout; closing"
         );
     }

@@ -138,7 +138,8 @@ impl Conn {
     /// draining).
     pub(super) fn take_request(&mut self, head: &RequestHead, shard: &Shard) -> bool {
         self.inbuf.consume(head.head_len);
-        self.skip_body(head.body) && head.keep_alive && !shard.draining()
+        self.body_unread = !self.skip_body(head.body);
+        !self.body_unread && head.keep_alive && !shard.draining()
     }
 
     /// Write the answer in `self.out` to the client within `client_send`; whether it all went.

@@ -1,6 +1,6 @@
 //! Guards that keep a connection's and a request's counts right for as long as they live,
-//! panics included: open connections (shard, client IP, listener) and requests in flight
-//! (drain).
+//! panics included: open connections (shard, client IP, listener), requests in flight and
+//! lingering closes (both waited for by a drain).
 
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -41,5 +41,21 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.request_finished();
+    }
+}
+
+/// Counts a lingering close (for graceful drain) for as long as it lives.
+pub(super) struct Lingering<'a>(&'a Shard);
+
+impl<'a> Lingering<'a> {
+    pub(super) fn new(shard: &'a Shard) -> Self {
+        shard.linger_started();
+        Lingering(shard)
+    }
+}
+
+impl Drop for Lingering<'_> {
+    fn drop(&mut self) {
+        self.0.linger_finished();
     }
 }

@@ -1,0 +1,71 @@
+//! Lingering close (nginx's `lingering_close`): a connection that ends after an answer while
+//! the client may still be sending is half-closed, then read and discarded until the client
+//! closes, so that its answer is not destroyed by the reset that closing a socket with unread
+//! bytes sends. Owns no answer and no decision to close; only how a closing connection ends.
+
+use monoio::io::AsyncWriteRent;
+use monoio::time::Instant;
+use tracing::debug;
+
+use super::guard::Lingering;
+use super::Conn;
+use crate::config::Timeouts;
+use crate::shard::Shard;
+
+/// A lingering close ends after discarding this many bytes. What a client can have in flight
+/// when it learns of the answer is about its send buffer plus ours (Linux's autotuning maxima:
+/// tcp_wmem 4 MiB, tcp_rmem 6 MiB) plus what is on the wire; a client still sending past that
+/// is not reading its answer, and reading more for it only spends bandwidth.
+const LINGER_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// Smallest read while discarding (the input buffer's usual capacity; it is not grown past).
+const LINGER_READ_BYTES: usize = 4096;
+
+impl Conn {
+    /// End the connection after an answer. When the client may still be sending — the current
+    /// request's body was not read in full, or bytes after it (a pipelined request, a refused
+    /// head) are buffered — shut the write side (TCP FIN; TLS close_notify then FIN) and
+    /// discard what arrives until the client closes, `client_linger_idle` passes without a
+    /// byte, `client_linger` passes in all, or `LINGER_BYTES_MAX` bytes were discarded.
+    /// Otherwise (a complete request, nothing buffered: a plain `Connection: close`), return at
+    /// once: the socket closes with nothing unread, which sends FIN, not a reset. `status`: the
+    /// answer given; after a 408 (a client too slow with its head or body) it does not linger
+    /// either, as nginx after its timeouts: lingering would give a slowloris its connection
+    /// for `client_linger_ms` more.
+    ///
+    /// A lingering connection counts for graceful drain, so a shutdown waits for it only up to
+    /// `drain_timeout_ms` (then the shard exits and the socket is closed as before).
+    pub(super) async fn close(&mut self, shard: &Shard, timeouts: &Timeouts, status: u16) {
+        let pending = self.body_unread || !self.inbuf.is_empty();
+        if !pending || status == 408 || timeouts.client_linger.is_zero() {
+            return;
+        }
+        let _lingering = Lingering::new(shard);
+        let end = Instant::now() + timeouts.client_linger;
+        // A TLS close_notify is a write to a client that may not read: bounded like any write.
+        let shut = self.stream.shutdown();
+        if !matches!(
+            self.timer.limit(timeouts.client_send, shut).await,
+            Ok(Ok(()))
+        ) {
+            return;
+        }
+        self.inbuf.consume(self.inbuf.len());
+        // Discard in place: the buffer is empty after every read, so it never grows.
+        let read_bytes = self.inbuf.capacity().max(LINGER_READ_BYTES);
+        let mut discarded: u64 = 0;
+        while discarded < LINGER_BYTES_MAX {
+            let quiet_end = end.min(Instant::now() + timeouts.client_linger_idle);
+            let fill = self.inbuf.fill(&mut self.stream, read_bytes);
+            match self.timer.limit_at(quiet_end, fill).await {
+                Ok(Ok(n)) if n > 0 => {
+                    discarded += n as u64;
+                    self.inbuf.consume(n);
+                }
+                // The client closed (0), failed, went quiet, or the total time ran out.
+                _ => break,
+            }
+        }
+        debug!(peer = %self.peer, discarded, "lingering close ended");
+    }
+}
