@@ -16,8 +16,11 @@ use crate::buf::RecvBuf;
 use crate::error::ProxyError;
 use crate::stream::Stream;
 
-/// Initial read buffer of an upstream connection.
-const UPSTREAM_BUF_BYTES: usize = 16 * 1024;
+/// Initial read buffer of an upstream connection. 32 KiB takes a response head and a body of up
+/// to ~32 KiB in one read: with 16 KiB, a 16 KiB response needed two upstream reads and two
+/// client writes (6 io_uring operations and 3.4 segments per request instead of 4 and 2).
+/// nginx's default proxy buffers hold 32–64 KiB per request; HAProxy uses two 16 KiB buffers.
+const UPSTREAM_BUF_BYTES: usize = 32 * 1024;
 
 /// A connection to one upstream server, with its read buffer.
 #[derive(Debug)]
