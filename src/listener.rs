@@ -41,6 +41,9 @@ fn socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
         s.set_reuse_port(true)?;
     }
     s.set_nonblocking(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener (Linux clones the listener's
+    // options), which saves a setsockopt per connection (test below).
+    s.set_nodelay(true)?;
     s.bind(&addr.into())?;
     if reuse_port {
         s.listen(BACKLOG)?;
@@ -112,7 +115,6 @@ pub async fn accept_loop(shard: Rc<Shard>, id: u64, std: StdListener, stop: Rc<S
                     continue;
                 }
                 ctx.stats.c.accepted.inc();
-                let _ = stream.set_nodelay(true);
                 monoio::spawn(crate::connection::serve(shard.clone(), stream, peer, ctx));
             }
             Err(e) => {
@@ -123,4 +125,33 @@ pub async fn accept_loop(shard: Rc<Shard>, id: u64, std: StdListener, stop: Rc<S
         }
     }
     debug!(shard = shard.id, listener = id, "stopped accepting");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// coregate does not set TCP_NODELAY per accepted connection: it relies on the kernel
+    /// copying it from the listener. If a kernel stops doing so, this fails.
+    #[test]
+    fn accepted_sockets_inherit_nodelay() {
+        let (listeners, addr) = bind_shared("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+        let listener = &listeners[0];
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let accepted = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "no connection accepted"
+                    );
+                    std::thread::yield_now();
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        assert!(accepted.nodelay().unwrap());
+    }
 }
