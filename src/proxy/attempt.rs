@@ -229,6 +229,10 @@ async fn attempt(
             .map_err(Failure::Connect)?
         }
     };
+    if !up.reused {
+        // Connecting took its time: the request's deadlines count from now.
+        ex.clock = Instant::now();
+    }
     loop {
         match send_request(conn, &mut up, body, head, cfg, ex).await {
             Ok(resp) => return Ok((up, resp)),
@@ -243,6 +247,7 @@ async fn attempt(
                 ))
                 .await
                 .map_err(Failure::Connect)?;
+                ex.clock = Instant::now();
             }
             Err(Attempt::Retry(error)) => {
                 return Err(Failure::Unanswered {
