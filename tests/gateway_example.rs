@@ -8,7 +8,7 @@ use support::*;
 
 #[test]
 fn the_readme_walkthrough_works() {
-    let port = closed_port().port();
+    let port = free_port();
     let text = std::fs::read_to_string("config/gateway.toml").unwrap();
     let proxy = Proxy::start(&text.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}")));
     let token = &jwt::sign(&[Spec::new(

@@ -379,10 +379,25 @@ pub fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// A TCP port with nothing listening (bound, then released).
-pub fn closed_port() -> SocketAddr {
+/// A port free right now, for a listener the test's config names (bound, then released).
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    l.local_addr().unwrap().port()
+}
+
+/// A TCP port with nothing listening: connects to it are refused. The port stays bound (not
+/// listening, without SO_REUSEADDR) for the life of the test process, so that no other test
+/// running in parallel gets it from `bind(0)` for an origin: a released port was handed out
+/// again, and one test's health checks then connected to another test's origin.
+pub fn closed_port() -> SocketAddr {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    // Held until the process exits.
+    std::mem::forget(s);
+    addr
 }
 
 // ============================================================================================
