@@ -85,7 +85,9 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
         None => Stream::from(tcp),
         Some(acceptor) => {
             let t = shard.snapshot().config.timeouts.tls_handshake;
-            match timeout(t, acceptor.accept(tcp)).await {
+            // Boxed: a monoio timeout's timer entry is 128-byte aligned and the handshake future
+            // is large; inline, they would pad every connection's task, plain ones included.
+            match Box::pin(timeout(t, acceptor.accept(tcp))).await {
                 Ok(Ok(tls)) => Stream::tls(tls),
                 Ok(Err(e)) => {
                     debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
