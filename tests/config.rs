@@ -62,6 +62,9 @@ fn defaults_apply() {
 fn syntax_and_unknown_keys() {
     fails("[server\n", "(file)", "");
     fails("[server]\nworkerz = 2\n", "server.workerz", "unknown field");
+    // An empty quoted key is named as written (found by the config fuzzer: the key was empty).
+    fails("\"\" = \"\"\n", "\"\"", "unknown field");
+    fails("[server]\n\"\" = 2\n", "server.\"\"", "unknown field");
     fails(
         &format!("{UP}[[upstream.server]]\nadress = \"x:1\"\n"),
         "upstream[0].server[1].adress",

@@ -232,12 +232,24 @@ fn toml_error(text: &str, key: &str, e: &toml::de::Error) -> ConfigError {
     let line = e
         .span()
         .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-    let key = if key == "." { "(file)" } else { key };
+    let key = match key {
+        "." => "(file)".to_string(),
+        _ => quote_empty_segments(key),
+    };
     ConfigError {
-        key: key.to_string(),
+        key,
         problem: e.message().trim().to_string(),
         line,
     }
+}
+
+/// A key path with its empty segments (a quoted empty TOML key, `"" = 1`) written as `""`, so
+/// that the error names a key the user can find: `""`, `server.""`.
+fn quote_empty_segments(key: &str) -> String {
+    key.split('.')
+        .map(|seg| if seg.is_empty() { "\"\"" } else { seg })
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// A path from the config file, relative to the file's directory unless absolute.
