@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use monoio::time::Instant;
 
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 use crate::buf::RecvBuf;
 use crate::http::chunked::{self, ChunkError, Decoder};
@@ -17,8 +17,10 @@ use crate::http::BodyKind;
 use crate::timer::Timer;
 
 mod filter;
+mod write;
 use filter::emit;
 pub use filter::{Filter, Tee};
+pub use write::{write_all, write_all_by, write_all_timed};
 
 /// Flush the output buffer once it holds this much.
 pub const OUT_FLUSH_BYTES: usize = 64 * 1024;
@@ -384,52 +386,4 @@ fn emit_to(
         Sink::Chunked => chunked::write_chunk(out, data),
     }
     Ok(())
-}
-
-/// Write all of `out` (then clear it) within `timeout`, on the connection's `timer`.
-pub async fn write_all_timed<W: AsyncWriteRent>(
-    dst: &mut W,
-    out: &mut Vec<u8>,
-    timeout: Duration,
-    timer: &mut Timer,
-) -> Result<(), RelayError> {
-    write_all_by(dst, out, Instant::now() + timeout, timer).await
-}
-
-/// Write all of `out` (then clear it) by `deadline`, on the connection's `timer`: for callers
-/// that already hold a fresh clock reading.
-pub async fn write_all_by<W: AsyncWriteRent>(
-    dst: &mut W,
-    out: &mut Vec<u8>,
-    deadline: Instant,
-    timer: &mut Timer,
-) -> Result<(), RelayError> {
-    let buf = std::mem::take(out);
-    match timer.limit_at(deadline, dst.write_all(buf)).await {
-        Ok((Ok(_), mut buf)) => {
-            buf.clear();
-            *out = buf;
-            Ok(())
-        }
-        Ok((Err(e), _)) => Err(RelayError::WriteIo(e)),
-        Err(_) => Err(RelayError::WriteTimeout),
-    }
-}
-
-/// Write all of `out` (then clear it) within `timeout` (for callers without a `Timer`).
-pub async fn write_all<W: AsyncWriteRent>(
-    dst: &mut W,
-    out: &mut Vec<u8>,
-    timeout: Duration,
-) -> Result<(), RelayError> {
-    let buf = std::mem::take(out);
-    match monoio::time::timeout(timeout, dst.write_all(buf)).await {
-        Ok((Ok(_), mut buf)) => {
-            buf.clear();
-            *out = buf;
-            Ok(())
-        }
-        Ok((Err(e), _)) => Err(RelayError::WriteIo(e)),
-        Err(_) => Err(RelayError::WriteTimeout),
-    }
 }

@@ -1,0 +1,59 @@
+//! Writing a whole output buffer within a deadline, rent-style: the buffer goes to the socket
+//! and comes back cleared, for reuse. Used by the relay and by every other writer of a
+//! connection (answers, cached answers, upgrades, aggregation parts).
+
+use std::time::Duration;
+
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
+use monoio::time::Instant;
+
+use super::RelayError;
+use crate::timer::Timer;
+
+/// Write all of `out` (then clear it) within `timeout`, on the connection's `timer`.
+pub async fn write_all_timed<W: AsyncWriteRent>(
+    dst: &mut W,
+    out: &mut Vec<u8>,
+    timeout: Duration,
+    timer: &mut Timer,
+) -> Result<(), RelayError> {
+    write_all_by(dst, out, Instant::now() + timeout, timer).await
+}
+
+/// Write all of `out` (then clear it) by `deadline`, on the connection's `timer`: for callers
+/// that already hold a fresh clock reading.
+pub async fn write_all_by<W: AsyncWriteRent>(
+    dst: &mut W,
+    out: &mut Vec<u8>,
+    deadline: Instant,
+    timer: &mut Timer,
+) -> Result<(), RelayError> {
+    let buf = std::mem::take(out);
+    match timer.limit_at(deadline, dst.write_all(buf)).await {
+        Ok((Ok(_), mut buf)) => {
+            buf.clear();
+            *out = buf;
+            Ok(())
+        }
+        Ok((Err(e), _)) => Err(RelayError::WriteIo(e)),
+        Err(_) => Err(RelayError::WriteTimeout),
+    }
+}
+
+/// Write all of `out` (then clear it) within `timeout` (for callers without a `Timer`).
+pub async fn write_all<W: AsyncWriteRent>(
+    dst: &mut W,
+    out: &mut Vec<u8>,
+    timeout: Duration,
+) -> Result<(), RelayError> {
+    let buf = std::mem::take(out);
+    match monoio::time::timeout(timeout, dst.write_all(buf)).await {
+        Ok((Ok(_), mut buf)) => {
+            buf.clear();
+            *out = buf;
+            Ok(())
+        }
+        Ok((Err(e), _)) => Err(RelayError::WriteIo(e)),
+        Err(_) => Err(RelayError::WriteTimeout),
+    }
+}
