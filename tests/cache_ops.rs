@@ -9,17 +9,15 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use support::ops::{admin, admin_addr, json, scrape, sum};
+use support::ops::{admin, admin_addr, json, ops_head_app, scrape, sum};
 use support::*;
 
 /// One shard (every request sees the same cache), an admin listener, one upstream and the
 /// routes given.
 fn config(origin: SocketAddr, routes: &str) -> String {
     format!(
-        "[server]\nworkers = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-         [[listener]]\nname = \"public\"\nlisten = \"127.0.0.1:0\"\n\
-         [[upstream]]\nname = \"app\"\n[[upstream.server]]\naddress = \"{origin}\"\n\
-         [compression]\nmin_bytes = 16\n{routes}"
+        "{}[compression]\nmin_bytes = 16\n{routes}",
+        ops_head_app(1, "", origin)
     )
 }
 

@@ -92,10 +92,6 @@ fn load(addrs: &[SocketAddr], path: &str, key: &str, total: usize, threads: usiz
     sum
 }
 
-fn within_10_percent(ok: usize, limit: usize) -> bool {
-    (limit * 9 / 10..=limit * 11 / 10).contains(&ok)
-}
-
 /// Wait until every shard of `proxy` has logged `n` Redis connections per policy.
 fn wait_connected(proxy: &Proxy, n: usize) {
     let want = n * SHARDS * 3;

@@ -62,10 +62,6 @@ fn burst(conns: &mut [Client], n: usize) -> (usize, usize, Vec<Response>) {
     (ok, limited, refused)
 }
 
-fn within_10_percent(ok: usize, limit: usize) -> bool {
-    (limit * 9 / 10..=limit * 11 / 10).contains(&ok)
-}
-
 #[test]
 fn one_connection_sees_the_node_wide_limit_with_fields() {
     let proxy = Proxy::start(&config(""));

@@ -7,7 +7,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::ops::{admin, admin_addr, admin_get, json};
+use support::ops::{admin, admin_addr, admin_get, json, ops_head_app};
 use support::*;
 
 const JWT_SECRET: &str = "jwt-secret-do-not-show";
@@ -15,24 +15,9 @@ const API_KEY: &str = "api-key-do-not-show";
 const TOKEN: &str = "admin-token-do-not-show";
 
 fn config(app: SocketAddr, token: &str) -> String {
+    let head = ops_head_app(2, &format!("token = \"{token}\""), app);
     format!(
-        r#"
-[server]
-workers = 2
-
-[admin]
-listen = "127.0.0.1:0"
-token = "{token}"
-
-[[listener]]
-name = "public"
-listen = "127.0.0.1:0"
-
-[[upstream]]
-name = "app"
-[[upstream.server]]
-address = "{app}"
-
+        r#"{head}
 [[auth]]
 name = "jwt"
 kind = "jwt"

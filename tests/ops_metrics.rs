@@ -6,27 +6,13 @@ mod support;
 
 use std::net::SocketAddr;
 
-use support::ops::{admin_addr, hist_count, scrape, series, sum};
+use support::ops::{admin_addr, hist_count, ops_head, ops_head_app, scrape, series, sum};
 use support::*;
 
 fn config(app: SocketAddr) -> String {
+    let head = ops_head_app(2, "", app);
     format!(
-        r#"
-[server]
-workers = 2
-
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "public"
-listen = "127.0.0.1:0"
-
-[[upstream]]
-name = "app"
-[[upstream.server]]
-address = "{app}"
-
+        r#"{head}
 [[auth]]
 name = "keys"
 kind = "api_key"
@@ -200,17 +186,7 @@ fn retries_ejections_health_and_unavailability_are_counted() {
     let dead = closed_port();
     let checked = closed_port();
     let toml = format!(
-        r#"
-[server]
-workers = 1
-
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "public"
-listen = "127.0.0.1:0"
-
+        r#"{head}
 [[upstream]]
 name = "app"
 retries = 1
@@ -241,6 +217,7 @@ name = "checked"
 path_prefix = "/checked"
 upstream = "checked"
 "#,
+        head = ops_head(1, ""),
         good = good.addr
     );
     let proxy = Proxy::start(&toml);

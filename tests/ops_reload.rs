@@ -11,28 +11,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::ops::{admin, admin_addr, admin_get, json, scrape, sum};
+use support::ops::{admin, admin_addr, admin_get, json, ops_head, ops_head_app, scrape, sum};
 use support::*;
 
 /// Workers 2, an admin listener, upstream "app" routed at "/", and `extra` (routes, listeners).
 fn config(app: SocketAddr, extra: &str) -> String {
+    let head = ops_head_app(2, "", app);
     format!(
-        r#"
-[server]
-workers = 2
-
-[admin]
-listen = "127.0.0.1:0"
-
-[[listener]]
-name = "public"
-listen = "127.0.0.1:0"
-
-[[upstream]]
-name = "app"
-[[upstream.server]]
-address = "{app}"
-
+        r#"{head}
 [[route]]
 name = "app"
 path_prefix = "/"
@@ -270,8 +256,7 @@ fn health_state_and_rate_limit_buckets_survive_a_reload() {
     let dead = closed_port();
     let later_dead = closed_port();
     let toml = |servers: &[String], route: &str| {
-        let mut s = String::from("[server]\nworkers = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n");
-        s.push_str("[[listener]]\nname = \"public\"\nlisten = \"127.0.0.1:0\"\n");
+        let mut s = ops_head(2, "");
         s.push_str("[[upstream]]\nname = \"app\"\n");
         for a in servers {
             s.push_str(&format!("[[upstream.server]]\naddress = \"{a}\"\n"));
@@ -368,10 +353,9 @@ fn a_discovered_cluster_reloads_under_load_without_failures() {
     std::fs::write(&servers, format!("{}\n{}\n", a.addr, b.addr)).unwrap();
     let toml = |extra: &str| {
         format!(
-            "[server]\nworkers = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-             [[listener]]\nname = \"public\"\nlisten = \"127.0.0.1:0\"\n\
-             [[upstream]]\nname = \"app\"\nservers_file = \"{}\"\n\
+            "{}[[upstream]]\nname = \"app\"\nservers_file = \"{}\"\n\
              [[route]]\nname = \"app\"\npath_prefix = \"/\"\nupstream = \"app\"\n{extra}",
+            ops_head(2, ""),
             servers.display()
         )
     };

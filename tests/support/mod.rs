@@ -626,6 +626,12 @@ pub fn weight1(origins: &[&Origin]) -> Vec<(SocketAddr, u32)> {
     origins.iter().map(|o| (o.addr, 1)).collect()
 }
 
+/// Whether `ok` admitted requests are within 10 % of `limit`, either way: how closely a rate
+/// limit under load must hold.
+pub fn within_10_percent(ok: usize, limit: usize) -> bool {
+    (limit * 9 / 10..=limit * 11 / 10).contains(&ok)
+}
+
 /// Poll `cond` every 10 ms until it holds; panics with `what` after `within`.
 pub fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;

@@ -1,11 +1,29 @@
-//! Operations helpers: the admin listener's address (from the start-up log), admin requests,
-//! and Prometheus scrapes parsed with a real parser (`prometheus-parse`) after a strict check
-//! of the text format's layout.
+//! Operations helpers: the head of a config with the admin listener on, the admin listener's
+//! address (from the start-up log), admin requests, and Prometheus scrapes parsed with a real
+//! parser (`prometheus-parse`) after a strict check of the text format's layout.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use super::{Client, Proxy, Response, DEADLINE};
+
+/// The head of an operations test's config: `workers` shards, the admin listener on port 0
+/// (with `admin_keys` in its table: a `token = ".."` line, or nothing) and the listener
+/// "public" on port 0. The test's upstreams and routes follow it.
+pub fn ops_head(workers: usize, admin_keys: &str) -> String {
+    format!(
+        "[server]\nworkers = {workers}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n{admin_keys}\n\
+         [[listener]]\nname = \"public\"\nlisten = \"127.0.0.1:0\"\n\n"
+    )
+}
+
+/// `ops_head`, then the upstream "app" over the one server `app`.
+pub fn ops_head_app(workers: usize, admin_keys: &str, app: SocketAddr) -> String {
+    format!(
+        "{}[[upstream]]\nname = \"app\"\n[[upstream.server]]\naddress = \"{app}\"\n\n",
+        ops_head(workers, admin_keys)
+    )
+}
 
 /// The admin listener's address, as logged at start (`admin=IP:port`).
 pub fn admin_addr(proxy: &Proxy) -> SocketAddr {
