@@ -5,6 +5,7 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -38,36 +39,65 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-#[test]
-fn a_dns_change_reaches_traffic_without_restart() {
+/// Origin "a" on 127.0.0.1 and origin "b" on 127.0.0.2, on one port, and a hosts file that
+/// names a as `backend.coregate.test`, with the wrapper that mounts it over /etc/hosts.
+struct TwoHosts {
+    a: Origin,
+    b: Origin,
+    port: u16,
+    /// The hosts file's directory (`{tag}-{pid}` in the temp directory).
+    dir: PathBuf,
+    hosts: PathBuf,
+    wrapper: Vec<String>,
+}
+
+/// `TwoHosts`, or `None` (said on stderr) where mount namespaces are not available to this
+/// user.
+fn two_hosts(tag: &str) -> Option<TwoHosts> {
     let a = Origin::fixed("a", "x");
     let port = a.addr.port();
     let b_addr: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
     let b = Origin::start_on(b_addr, |_| {
         Reply::Bytes(response(200, &[("X-Origin", "b")], b"x"))
     });
-    let dir = std::env::temp_dir().join(format!("coregate-dns-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let hosts = dir.join("hosts");
     std::fs::write(&hosts, "127.0.0.1 backend.coregate.test\n").unwrap();
     let Some(wrapper) = private_hosts(hosts.to_str().unwrap()) else {
         eprintln!("SKIPPED: no mount namespace (unshare) for this user; DNS change untested");
+        return None;
+    };
+    Some(TwoHosts {
+        a,
+        b,
+        port,
+        dir,
+        hosts,
+        wrapper,
+    })
+}
+
+#[test]
+fn a_dns_change_reaches_traffic_without_restart() {
+    let Some(h) = two_hosts("coregate-dns") else {
         return;
     };
+    let port = h.port;
     let toml = format!(
         "[[listener]]\nlisten = \"127.0.0.1:0\"\n[[upstream]]\nname = \"app\"\n\
 resolve_interval_ms = 100\n[[upstream.server]]\naddress = \"backend.coregate.test:{port}\"\n\
 [[route]]\nupstream = \"app\"\n"
     );
     // The config is validated (and the name resolved) inside the namespace too.
-    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
+    let wrapper: Vec<&str> = h.wrapper.iter().map(String::as_str).collect();
     let proxy = Proxy::start_under(&toml, Driver::Auto, &wrapper);
     let mut c = Client::connect(proxy.addr());
     for _ in 0..5 {
         assert_eq!(c.get("/").origin(), "a");
     }
     // Rewritten in place: the bind mount follows the inode.
-    std::fs::write(&hosts, "127.0.0.2 backend.coregate.test\n").unwrap();
+    std::fs::write(&h.hosts, "127.0.0.2 backend.coregate.test\n").unwrap();
     wait_until(
         Duration::from_secs(10),
         "traffic moves to the new address",
@@ -85,26 +115,16 @@ resolve_interval_ms = 100\n[[upstream.server]]\naddress = \"backend.coregate.tes
             "idle connections to the old address are gone"
         );
     }
-    assert!(b.request_count() >= 6);
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(h.b.request_count() >= 6);
+    std::fs::remove_dir_all(&h.dir).unwrap();
 }
 
 #[test]
 fn after_a_reload_the_dns_thread_follows_the_new_hostnames() {
-    let a = Origin::fixed("a", "x");
-    let port = a.addr.port();
-    let b_addr: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
-    let b = Origin::start_on(b_addr, |_| {
-        Reply::Bytes(response(200, &[("X-Origin", "b")], b"x"))
-    });
-    let dir = std::env::temp_dir().join(format!("coregate-dns-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let hosts = dir.join("hosts");
-    std::fs::write(&hosts, "127.0.0.1 backend.coregate.test\n").unwrap();
-    let Some(wrapper) = private_hosts(hosts.to_str().unwrap()) else {
-        eprintln!("SKIPPED: no mount namespace (unshare) for this user; DNS change untested");
+    let Some(h) = two_hosts("coregate-dns-reload") else {
         return;
     };
+    let port = h.port;
     let config = |server: &str| {
         format!(
             "[[listener]]\nlisten = \"127.0.0.1:0\"\n[[upstream]]\nname = \"app\"\n\
@@ -113,8 +133,8 @@ resolve_interval_ms = 100\n[[upstream.server]]\naddress = \"{server}\"\n\
         )
     };
     // At start: an IP only, so no DNS thread runs.
-    let wrapper: Vec<&str> = wrapper.iter().map(String::as_str).collect();
-    let proxy = Proxy::start_under(&config(&a.addr.to_string()), Driver::Auto, &wrapper);
+    let wrapper: Vec<&str> = h.wrapper.iter().map(String::as_str).collect();
+    let proxy = Proxy::start_under(&config(&h.a.addr.to_string()), Driver::Auto, &wrapper);
     let mut c = Client::connect(proxy.addr());
     assert_eq!(c.get("/").origin(), "a");
     proxy.write_config(&config(&format!("backend.coregate.test:{port}")));
@@ -127,12 +147,12 @@ resolve_interval_ms = 100\n[[upstream.server]]\naddress = \"{server}\"\n\
         "a",
         "the hostname resolves to a for now"
     );
-    std::fs::write(&hosts, "127.0.0.2 backend.coregate.test\n").unwrap();
+    std::fs::write(&h.hosts, "127.0.0.2 backend.coregate.test\n").unwrap();
     wait_until(
         Duration::from_secs(10),
         "traffic follows the hostname named by the reloaded config",
         || c.get("/").origin() == "b",
     );
-    assert!(b.request_count() >= 1);
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(h.b.request_count() >= 1);
+    std::fs::remove_dir_all(&h.dir).unwrap();
 }

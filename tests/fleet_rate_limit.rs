@@ -100,17 +100,20 @@ fn wait_connected(proxy: &Proxy, n: usize) {
     });
 }
 
+/// Two nodes on `toml`, one on io_uring and the other on epoll (the Redis client runs on both
+/// drivers), once each has connected to Redis.
+fn two_nodes(toml: &str) -> (Proxy, Proxy) {
+    let (a, b) = (Proxy::start(toml), Proxy::start_with(toml, Driver::Legacy));
+    wait_connected(&a, 1);
+    wait_connected(&b, 1);
+    (a, b)
+}
+
 #[test]
 fn two_nodes_sharing_redis_hold_one_global_limit() {
     let redis = RedisServer::start();
     let toml = config(&redis.url(), 2000, 4);
-    // One node on io_uring, the other on epoll: the Redis client runs on both drivers.
-    let (a, b) = (
-        Proxy::start(&toml),
-        Proxy::start_with(&toml, Driver::Legacy),
-    );
-    wait_connected(&a, 1);
-    wait_connected(&b, 1);
+    let (a, b) = two_nodes(&toml);
     let before = redis.calls("evalsha");
     let c = load(&[a.addr(), b.addr()], "/local", "k1", 3 * LIMIT, 8);
     let trips = redis.calls("evalsha") - before;
@@ -137,13 +140,7 @@ fn two_nodes_sharing_redis_hold_one_global_limit() {
 fn redis_killed_falls_back_then_global_limiting_resumes() {
     let mut redis = RedisServer::start();
     let toml = config(&redis.url(), 2000, 4);
-    // One node on io_uring, the other on epoll: the Redis client runs on both drivers.
-    let (a, b) = (
-        Proxy::start(&toml),
-        Proxy::start_with(&toml, Driver::Legacy),
-    );
-    wait_connected(&a, 1);
-    wait_connected(&b, 1);
+    let (a, b) = two_nodes(&toml);
     let both = [a.addr(), b.addr()];
     let c = load(&both, "/local", "before", 2 * LIMIT, 4);
     assert!(
@@ -254,13 +251,7 @@ fn redis_round_trips_per_thousand_requests_by_lease_size() {
         let redis = RedisServer::start();
         let toml = config(&redis.url(), 2000, lease)
             .replace(&format!("rate = {LIMIT}\n"), &format!("rate = {BIG}\n"));
-        // One node on io_uring, the other on epoll: the Redis client runs on both drivers.
-        let (a, b) = (
-            Proxy::start(&toml),
-            Proxy::start_with(&toml, Driver::Legacy),
-        );
-        wait_connected(&a, 1);
-        wait_connected(&b, 1);
+        let (a, b) = two_nodes(&toml);
         let started = Instant::now();
         let c = load(&[a.addr(), b.addr()], "/local", "m", 3 * BIG, 8);
         // The bucket refills at BIG per 600 s while the burst runs.
@@ -293,13 +284,7 @@ fn redis_round_trips_per_thousand_requests_by_lease_size() {
 fn redis_killed_under_load_no_request_hangs() {
     let mut redis = RedisServer::start();
     let toml = config(&redis.url(), 2000, 4);
-    // One node on io_uring, the other on epoll: the Redis client runs on both drivers.
-    let (a, b) = (
-        Proxy::start(&toml),
-        Proxy::start_with(&toml, Driver::Legacy),
-    );
-    wait_connected(&a, 1);
-    wait_connected(&b, 1);
+    let (a, b) = two_nodes(&toml);
     let both = [a.addr(), b.addr()];
     let running = thread::spawn(move || load(&both, "/local", "mid", 5 * LIMIT, 8));
     // Kill it while the load is leasing from it.

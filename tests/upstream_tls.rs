@@ -33,6 +33,14 @@ fn front(back: &Proxy, tls: &str, extra: &str) -> Proxy {
     ))
 }
 
+/// The `[upstream.tls]` keys that verify `back` as it should be: the test CA, the right name.
+fn verified(certs: &Certs) -> String {
+    format!(
+        "ca = \"{}\"\nserver_name = \"backend.test\"",
+        certs.ca().display()
+    )
+}
+
 fn accepted(p: &Proxy) -> usize {
     p.log().matches("connection accepted").count()
 }
@@ -42,10 +50,7 @@ fn https_upstream_verified_against_a_ca_and_pooled() {
     let certs = Certs::generate(&["backend.test"]);
     let origin = Origin::echo();
     let back = back(&certs, origin.addr);
-    let tls = format!(
-        "ca = \"{}\"\nserver_name = \"backend.test\"",
-        certs.ca().display()
-    );
+    let tls = verified(&certs);
     let front = front(&back, &tls, "");
     let mut c = Client::connect(front.addr());
     for i in 0..5 {
@@ -91,10 +96,7 @@ fn health_probes_speak_tls() {
     let certs = Certs::generate(&["backend.test"]);
     let origin = Origin::echo();
     let back = back(&certs, origin.addr);
-    let tls = format!(
-        "ca = \"{}\"\nserver_name = \"backend.test\"",
-        certs.ca().display()
-    );
+    let tls = verified(&certs);
     let health =
         "[upstream.health]\npath = \"/healthz\"\ninterval_ms = 50\nunhealthy_threshold = 1\n";
     let front = front(&back, &tls, health);
@@ -118,10 +120,7 @@ fn websocket_through_an_upstream_tls_connection() {
     let certs = Certs::generate(&["backend.test"]);
     let ws_origin = WsOrigin::start();
     let back = back(&certs, ws_origin.addr);
-    let tls = format!(
-        "ca = \"{}\"\nserver_name = \"backend.test\"",
-        certs.ca().display()
-    );
+    let tls = verified(&certs);
     let front = front(&back, &tls, "");
     let stream = TcpStream::connect(front.addr()).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
