@@ -100,6 +100,12 @@ impl RecvBuf {
         Ok(())
     }
 
+    /// Forget every pending byte, keeping the capacity (a pooled buffer's reuse).
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+    }
+
     /// Give back memory beyond `keep` bytes of capacity when nothing is pending (idle connections).
     pub fn shrink_idle(&mut self, keep: usize) {
         if self.is_empty() && self.buf.capacity() > keep {

@@ -10,6 +10,7 @@
 //! be sending ends in a lingering close (`linger`), so the client reads its answer.
 
 mod answer;
+mod buffers;
 mod cached;
 mod guard;
 mod linger;
@@ -41,14 +42,9 @@ use crate::router::{Action, Lookup, RouteId, RouteRequest};
 use crate::shard::{Shard, Snapshot};
 use crate::stream::Stream;
 use crate::timer::Timer;
+pub use buffers::BufferPool;
+use buffers::ConnBuffers;
 use guard::{InFlight, OpenConnection};
-
-/// Initial read buffer of a client connection; grows up to `limits.header_bytes_max` for heads.
-const CLIENT_BUF_BYTES: usize = 4096;
-/// Initial output buffer (request and response heads, small bodies).
-const OUT_BYTES: usize = 1024;
-/// Initial room for the fields of one head.
-const FIELDS: usize = 16;
 
 /// Per-connection state, reused across the requests of a keep-alive connection.
 pub struct Conn {
@@ -101,29 +97,48 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
             }
         }
     };
+    let bufs = shard.conn_buffers.take();
     let mut conn = Conn {
         stream: Metered::new(stream, listener.stats.clone()),
         scheme: listener.scheme(),
         peer,
         ip_text: IpText::new(peer.ip()),
-        inbuf: RecvBuf::with_capacity(CLIENT_BUF_BYTES),
-        // Sized for a typical exchange up front: growing from empty cost a chain of reallocs
-        // on every new connection (measurable with Connection: close).
-        out: Vec::with_capacity(OUT_BYTES),
-        headers: Vec::with_capacity(FIELDS),
-        resp_headers: Vec::with_capacity(FIELDS),
+        inbuf: bufs.inbuf,
+        out: bufs.out,
+        headers: bufs.headers,
+        resp_headers: bufs.resp_headers,
         logged: logging::LoggedRequest::default(),
         route: None,
         body_unread: false,
-        timer: Timer::new(),
+        timer: bufs.timer,
     };
     if AssertUnwindSafe(conn.run(&shard))
         .catch_unwind()
         .await
         .is_err()
     {
+        // Its buffers are dropped with it, not pooled.
         error!(shard = shard.id, %peer, "connection task panicked; connection closed");
+        return;
     }
+    // Close the socket first, then pool the buffers for the shard's next connection.
+    let Conn {
+        stream,
+        inbuf,
+        out,
+        headers,
+        resp_headers,
+        timer,
+        ..
+    } = conn;
+    drop(stream);
+    shard.conn_buffers.give(ConnBuffers {
+        inbuf,
+        out,
+        headers,
+        resp_headers,
+        timer,
+    });
 }
 
 /// A client IP as text, kept inline: formatting it into a `String` cost a connection three

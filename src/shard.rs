@@ -58,6 +58,8 @@ pub struct Shard {
     pub access_log: Option<crate::access_log::ShardLog>,
     /// This shard's response cache (empty unless routes use `cache`).
     pub cache: crate::cache::Cache,
+    /// Buffers of closed client connections, for the next ones.
+    pub conn_buffers: crate::connection::BufferPool,
     /// Requests between head received and response finished.
     active: Cell<usize>,
     /// Connections in a lingering close: a graceful shutdown waits for them too, within the
@@ -99,6 +101,7 @@ impl Shard {
             connections: conns::Connections::default(),
             access_log,
             cache,
+            conn_buffers: Default::default(),
             active: Cell::new(0),
             lingering: Cell::new(0),
             draining: Cell::new(false),
