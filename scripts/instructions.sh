@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Instructions per proxied request, counted by callgrind (insensitive to machine noise, unlike
 # CPU time). Starts a 100 B nginx origin, runs the release binary under callgrind, warms up,
-# then sends 2,000 requests and, in a second run, N requests; the difference in instructions
-# over the difference in requests leaves start-up, warm-up and shutdown out.
+# zeroes the counters, sends N requests and dumps: start-up, warm-up and shutdown stay out.
 # The shard runs the legacy (epoll) driver by default: under valgrind an io_uring shard does not
 # wake for the shutdown message (CG_DRIVER=io_uring to try). Counts are for comparing builds.
-# Usage: scripts/instructions.sh [ka|close] [requests]   (needs valgrind, nginx, wrk)
+# Usage: [COREGATE_BIN=path] scripts/instructions.sh [ka|close] [requests]   (needs valgrind,
+# nginx, wrk; the binary defaults to target/release/coregate)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-ka}
-reqs_long=${2:-10000}
+reqs_long=${2:-3000}
 work=$(mktemp -d /tmp/coregate-instr-XXXX)
 small=$(printf 'x%.0s' $(seq 100))
 cat >"$work/origin.conf" <<CONF
@@ -38,26 +38,28 @@ extra=()
 nginx -c "$work/origin.conf" & origin=$!
 trap 'kill $origin 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 cat >"$work/count.lua" <<'LUA'
--- Stop each wrk thread after LIMIT responses, so that a run sends a known number of requests.
+-- Stop each wrk thread after LIMIT responses, so that a run sends a known number of requests
+-- (wrk itself still waits out its -d duration, so durations are kept short).
 local n = 0
 local limit = tonumber(os.getenv("LIMIT"))
 function response() n = n + 1; if n >= limit then wrk.thread:stop() end end
 LUA
-# One callgrind run: start, warm up, send $1 requests, stop (SIGTERM: graceful, dumps).
-# Prints "requests instructions".
-run() {
-  valgrind --tool=callgrind --callgrind-out-file="$work/cg.$1" ${CALLGRIND_OPTS:-} \
-    target/release/coregate --config "$work/coregate.toml" 2>"$work/vg.log" & local proxy=$!
-  for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:19380/ && break; sleep 0.2; done
-  wrk -t1 -c8 -d1s "${extra[@]}" http://127.0.0.1:19380/ >/dev/null
-  local reqs
-  reqs=$(LIMIT=$1 wrk -t1 -c8 -d120s -s "$work/count.lua" "${extra[@]}" http://127.0.0.1:19380/ |
-    awk '/requests in/ {print $1}')
-  kill -TERM $proxy; wait $proxy || true
-  echo "$reqs $(awk '/^totals:/ {print $2; exit}' "$work/cg.$1")"
-}
-read -r r1 i1 < <(run 2000)
-read -r r2 i2 < <(run "$reqs_long")
-echo "short run: $r1 requests, $i1 instructions; long run: $r2 requests, $i2 instructions"
-echo "instructions per request: $(( (i2 - i1) / (r2 - r1) ))"
-if [ -n "${KEEP:-}" ]; then cp "$work/cg.$reqs_long" "$KEEP"; echo "callgrind output: $KEEP"; fi
+# One callgrind run: start, warm up (500 requests), zero the counters, send N requests, dump
+# the counters, stop. Only the measured requests are counted, so a count repeats within ~2%.
+valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" ${CALLGRIND_OPTS:-} \
+  "${COREGATE_BIN:-target/release/coregate}" --config "$work/coregate.toml" 2>"$work/vg.log" & proxy=$!
+for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:19380/ && break; sleep 0.2; done
+LIMIT=500 wrk -t1 -c8 -d15s -s "$work/count.lua" "${extra[@]}" http://127.0.0.1:19380/ >/dev/null
+sleep 0.3
+callgrind_control -z $proxy >/dev/null
+reqs=$(LIMIT=$reqs_long wrk -t1 -c8 -d$((10 + reqs_long / 100))s -s "$work/count.lua" "${extra[@]}" http://127.0.0.1:19380/ |
+  awk '/requests in/ {print $1}')
+sleep 0.3
+callgrind_control -d $proxy >/dev/null
+sleep 0.5
+kill -TERM $proxy; wait $proxy || true
+dump=$(ls -t "$work"/cg.out.* | head -1)
+instr=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
+echo "$reqs requests, $instr instructions"
+echo "instructions per request: $((instr / reqs))"
+if [ -n "${KEEP:-}" ]; then cp "$dump" "$KEEP"; echo "callgrind output: $KEEP"; fi
