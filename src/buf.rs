@@ -105,12 +105,4 @@ impl RecvBuf {
         self.buf.clear();
         self.start = 0;
     }
-
-    /// Give back memory beyond `keep` bytes of capacity when nothing is pending (idle connections).
-    pub fn shrink_idle(&mut self, keep: usize) {
-        if self.is_empty() && self.buf.capacity() > keep {
-            self.buf = Vec::with_capacity(keep);
-            self.start = 0;
-        }
-    }
 }
