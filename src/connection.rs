@@ -110,7 +110,7 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
         logged: logging::LoggedRequest::default(),
         route: None,
         body_unread: false,
-        timer: bufs.timer,
+        timer: Timer::new(),
     };
     if AssertUnwindSafe(conn.run(&shard))
         .catch_unwind()
@@ -128,7 +128,6 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
         out,
         headers,
         resp_headers,
-        timer,
         ..
     } = conn;
     drop(stream);
@@ -137,7 +136,6 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
         out,
         headers,
         resp_headers,
-        timer,
     });
 }
 

@@ -42,11 +42,6 @@ impl Timer {
         }
     }
 
-    /// Arm far ahead, as a new timer is: for a timer kept for another connection.
-    pub fn disarm(&mut self) {
-        self.sleep.as_mut().reset(Instant::now() + IDLE_ARM);
-    }
-
     /// Run `fut` for at most `d` from now.
     pub fn limit<F: Future>(&mut self, d: Duration, fut: F) -> Limited<'_, F> {
         self.limit_at(Instant::now() + d, fut)
