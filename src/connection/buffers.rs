@@ -15,7 +15,7 @@ use crate::buf::RecvBuf;
 use crate::http::HeaderSpan;
 
 /// Initial read buffer of a client connection; grows up to `limits.header_bytes_max` for heads.
-pub(super) const CLIENT_BUF_BYTES: usize = 4096;
+const CLIENT_BUF_BYTES: usize = 4096;
 /// Initial output buffer (request and response heads, small bodies).
 const OUT_BYTES: usize = 1024;
 /// Initial room for the fields of one head.
