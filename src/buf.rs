@@ -1,6 +1,9 @@
 //! `RecvBuf`: one connection's read buffer. Bytes arrive at the end, are consumed from the front,
 //! and are only moved (compacted) when the buffer is full. Capacity grows on demand up to a
 //! caller-given bound, so an idle connection holds a small buffer and a large head still fits.
+//! A buffer may keep headroom: an emptied buffer's next read lands that many bytes in, so that a
+//! rewritten head can later be put in front of the body read with it (`prepend`), and the two go
+//! out in one write without copying the body.
 
 use std::io;
 
@@ -12,6 +15,8 @@ pub struct RecvBuf {
     buf: Vec<u8>,
     /// Bytes before `start` are consumed.
     start: usize,
+    /// Bytes left unused before an empty buffer's next read.
+    headroom: usize,
 }
 
 impl RecvBuf {
@@ -19,7 +24,15 @@ impl RecvBuf {
         RecvBuf {
             buf: Vec::with_capacity(n),
             start: 0,
+            headroom: 0,
         }
+    }
+
+    /// Leave `n` bytes free in front of what an empty buffer reads next (room for `prepend`).
+    pub fn with_headroom(mut self, n: usize) -> RecvBuf {
+        self.headroom = n.min(self.buf.capacity() / 2);
+        self.clear();
+        self
     }
 
     /// The bytes read and not yet consumed.
@@ -48,8 +61,7 @@ impl RecvBuf {
         debug_assert!(n <= self.len(), "consume past the pending bytes");
         self.start += n.min(self.len());
         if self.start >= self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
+            self.clear();
         }
     }
 
@@ -86,6 +98,17 @@ impl RecvBuf {
         res
     }
 
+    /// Put `bytes` in front of the pending bytes, over consumed ones, without moving the pending
+    /// ones. False (and nothing changed) if fewer than `bytes.len()` consumed bytes precede them.
+    pub fn prepend(&mut self, bytes: &[u8]) -> bool {
+        let Some(at) = self.start.checked_sub(bytes.len()) else {
+            return false;
+        };
+        self.buf[at..self.start].copy_from_slice(bytes);
+        self.start = at;
+        true
+    }
+
     /// Write the first `n` pending bytes to `w` without copying them, then consume them.
     pub async fn write_front<W: AsyncWriteRent>(&mut self, w: &mut W, n: usize) -> io::Result<()> {
         debug_assert!(n <= self.len());
@@ -100,9 +123,14 @@ impl RecvBuf {
         Ok(())
     }
 
-    /// Forget every pending byte, keeping the capacity (a pooled buffer's reuse).
+    /// Forget every pending byte, keeping the capacity (a pooled buffer's reuse) and the
+    /// headroom: the bytes before `start` stay, as consumed ones, and are only written again
+    /// by `prepend`.
     pub fn clear(&mut self) {
-        self.buf.clear();
-        self.start = 0;
+        if self.buf.len() < self.headroom {
+            self.buf.resize(self.headroom, 0);
+        }
+        self.buf.truncate(self.headroom);
+        self.start = self.headroom;
     }
 }

@@ -20,6 +20,7 @@ mod filter;
 mod write;
 use filter::emit;
 pub use filter::{Filter, Tee};
+use write::write_front_by;
 pub use write::{write_all, write_all_by, write_all_timed};
 
 /// Flush the output buffer once it holds this much.
@@ -107,6 +108,30 @@ impl RateWindow {
         self.start = now;
         self.bytes = 0;
         ok
+    }
+}
+
+/// Where a message's first write was staged (`Relay::stage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staged {
+    /// All of it in the output buffer.
+    Out,
+    /// The first this many bytes of the read buffer: the head, then the body.
+    InBuf(usize),
+}
+
+/// Write what `Relay::stage` staged (then clear `out`) by `deadline`.
+pub async fn write_staged<W: AsyncWriteRent>(
+    staged: Staged,
+    inbuf: &mut RecvBuf,
+    out: &mut Vec<u8>,
+    dst: &mut W,
+    deadline: Instant,
+    timer: &mut Timer,
+) -> Result<(), RelayError> {
+    match staged {
+        Staged::Out => write_all_by(dst, out, deadline, timer).await,
+        Staged::InBuf(n) => write_front_by(dst, inbuf, n, deadline, timer).await,
     }
 }
 
@@ -278,6 +303,40 @@ impl Relay {
         }
     }
 
+    /// Count `data`, the body bytes at the front of the read buffer, as sent: the caller writes
+    /// them from there (see `direct_len`).
+    fn count_direct(&mut self, data: &[u8]) {
+        if let Some(f) = &mut self.filter {
+            f.sent(data);
+        }
+        let n = data.len() as u64;
+        self.total += n;
+        if let Source::Length(remaining) = &mut self.source {
+            *remaining -= n;
+            if *remaining == 0 {
+                self.source = Source::Done;
+            }
+        }
+    }
+
+    /// Stage a message's first write: the head, already in `out`, and the body bytes already in
+    /// `inbuf`. A Content-Length body sent as it is, longer than the head, is not copied: the
+    /// head goes in front of it, over bytes of `inbuf` already consumed (the head it replaces,
+    /// and the buffer's headroom), when they have room. Otherwise the body is encoded into `out`
+    /// behind the head. Write the result with `write_staged`.
+    pub fn stage(&mut self, inbuf: &mut RecvBuf, out: &mut Vec<u8>) -> Result<Staged, RelayError> {
+        if let Some(n) = self.direct_len(inbuf.len()).filter(|&n| n > out.len()) {
+            if inbuf.prepend(out) {
+                let head = out.len();
+                self.count_direct(&inbuf.pending()[head..head + n]);
+                out.clear();
+                return Ok(Staged::InBuf(head + n));
+            }
+        }
+        self.encode_buffered(inbuf, out, OUT_FLUSH_BYTES)?;
+        Ok(Staged::Out)
+    }
+
     /// Stream the rest of the body from `src` to `dst`. `out` must be empty on entry.
     #[allow(clippy::too_many_arguments)]
     pub async fn pump<R: AsyncReadRent, W: AsyncWriteRent>(
@@ -299,21 +358,9 @@ impl Relay {
         });
         loop {
             if let Some(n) = self.direct_len(inbuf.len()).filter(|&n| n > 0) {
-                if let Some(f) = &mut self.filter {
-                    f.sent(&inbuf.pending()[..n]);
-                }
-                match timer.limit(write_timeout, inbuf.write_front(dst, n)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => return Err(RelayError::WriteIo(e)),
-                    Err(_) => return Err(RelayError::WriteTimeout),
-                }
-                self.total += n as u64;
-                if let Source::Length(remaining) = &mut self.source {
-                    *remaining -= n as u64;
-                    if *remaining == 0 {
-                        self.source = Source::Done;
-                    }
-                }
+                self.count_direct(&inbuf.pending()[..n]);
+                let deadline = Instant::now() + write_timeout;
+                write_front_by(dst, inbuf, n, deadline, timer).await?;
             } else {
                 self.encode_buffered(inbuf, out, OUT_FLUSH_BYTES)?;
                 if inbuf.is_empty() && !self.is_done() {

@@ -399,3 +399,59 @@ fn default_config_answers_through_routing() {
     assert!(r.text().contains("coregate"));
     assert_eq!(c.get("/healthz").text(), "ok\n");
 }
+
+/// A Content-Length body that arrives with its head goes out without being copied: the
+/// proxy's head is put in front of it in the upstream read buffer. Whatever the two heads'
+/// sizes (a proxy head longer than the upstream's, needing the buffer's headroom; one too
+/// long for it, which falls back to copying), every byte arrives, in order, on every
+/// response of a reused upstream connection, and the cache's copy holds the same body.
+#[test]
+fn large_bodies_arrive_intact_whatever_the_head_sizes() {
+    let body: Vec<u8> = (0..40_000u32).map(|i| (i % 253) as u8).collect();
+    let reply = body.clone();
+    // The shortest head an origin can send: coregate's own (with `Via`) is longer.
+    let origin = Origin::start(move |_| {
+        let mut out =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", reply.len()).into_bytes();
+        out.extend_from_slice(&reply);
+        Reply::Bytes(out)
+    });
+    let long = "v".repeat(600);
+    let cases = [
+        ("headroom".to_string(), String::new()),
+        (
+            "too long for it".to_string(),
+            format!("response_headers = {{ add = {{ \"x-long\" = \"{long}\" }} }}"),
+        ),
+        ("cached".to_string(), "cache = { ttl_s = 60 }".to_string()),
+    ];
+    for (case, keys) in &cases {
+        for driver in [Driver::Auto, Driver::Legacy] {
+            let cfg = cached_config(origin.addr, keys, "");
+            let proxy = Proxy::start_with(&cfg, driver);
+            let mut c = Client::connect(proxy.addr());
+            for i in 0..4 {
+                let r = c.get(&format!("/big?{i}"));
+                let what = format!("{case}, {driver:?}, response {i}");
+                assert_eq!(r.status, 200, "{what}");
+                assert_eq!(r.header("content-length"), Some("40000"), "{what}");
+                assert!(r.body == body, "{what}: body differs");
+                if case == "too long for it" {
+                    assert_eq!(r.header("x-long"), Some(long.as_str()), "{what}");
+                }
+            }
+            if case == "cached" {
+                let again = c.get("/big?0");
+                assert_eq!(again.header("x-cache"), Some("HIT"));
+                assert!(again.body == body, "cached copy differs ({driver:?})");
+            }
+        }
+    }
+    // The upstream connection was reused, so later responses went through a buffer whose
+    // headroom had been written over.
+    assert!(
+        origin.connections() <= 6,
+        "{} connections",
+        origin.connections()
+    );
+}

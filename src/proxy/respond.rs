@@ -16,7 +16,7 @@ use crate::http::request::RequestHead;
 use crate::http::response::ResponseHead;
 use crate::http::write::{self, FieldEdits, OutFraming};
 use crate::http::{BodyKind, Version};
-use crate::relay::{self, Relay, Sink, OUT_FLUSH_BYTES};
+use crate::relay::{self, Relay, Sink};
 use crate::shard::Shard;
 use crate::upstream::UpstreamConn;
 
@@ -114,12 +114,14 @@ pub(super) async fn send_response(
     let filter = changes.treat.and_then(|tr| treat::filter(tr, &plan));
     let mut body = Relay::new(resp.body, sink, u64::MAX).with_filter(filter);
     // The head and whatever body is already here go out in one write.
-    body.encode_buffered(&mut up.buf, &mut conn.out, OUT_FLUSH_BYTES)
+    let staged = body
+        .stage(&mut up.buf, &mut conn.out)
         .map_err(response_body_error)?;
     ex.response_started = true;
     ex.outcome.body_bytes = body.sent();
     let deadline = monoio::time::Instant::from_std(ex.clock + t.client_send);
-    relay::write_all_by(&mut conn.stream, &mut conn.out, deadline, &mut conn.timer)
+    let (inbuf, out, timer) = (&mut up.buf, &mut conn.out, &mut conn.timer);
+    relay::write_staged(staged, inbuf, out, &mut conn.stream, deadline, timer)
         .await
         .map_err(|_| ProxyError::DownstreamIo)?;
     let streamed = !body.is_done();

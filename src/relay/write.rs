@@ -8,6 +8,7 @@ use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 use monoio::time::Instant;
 
 use super::RelayError;
+use crate::buf::RecvBuf;
 use crate::timer::Timer;
 
 /// Write all of `out` (then clear it) within `timeout`, on the connection's `timer`.
@@ -54,6 +55,22 @@ pub async fn write_all<W: AsyncWriteRent>(
             Ok(())
         }
         Ok((Err(e), _)) => Err(RelayError::WriteIo(e)),
+        Err(_) => Err(RelayError::WriteTimeout),
+    }
+}
+
+/// Write the first `n` pending bytes of `inbuf` (then consume them) by `deadline`, without
+/// copying them.
+pub(super) async fn write_front_by<W: AsyncWriteRent>(
+    dst: &mut W,
+    inbuf: &mut RecvBuf,
+    n: usize,
+    deadline: Instant,
+    timer: &mut Timer,
+) -> Result<(), RelayError> {
+    match timer.limit_at(deadline, inbuf.write_front(dst, n)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(RelayError::WriteIo(e)),
         Err(_) => Err(RelayError::WriteTimeout),
     }
 }

@@ -21,6 +21,10 @@ use crate::stream::Stream;
 /// client writes (6 io_uring operations and 3.4 segments per request instead of 4 and 2).
 /// nginx's default proxy buffers hold 32–64 KiB per request; HAProxy uses two 16 KiB buffers.
 const UPSTREAM_BUF_BYTES: usize = 32 * 1024;
+/// Room kept in front of each response read, so that a response head longer than the
+/// upstream's (a `Via`, added fields) still fits in front of the body: the two go out in one
+/// write without copying the body (`Relay::stage`).
+const HEAD_ROOM_BYTES: usize = 256;
 
 /// A connection to one upstream server, with its read buffer.
 #[derive(Debug)]
@@ -72,7 +76,7 @@ pub async fn connect(
     };
     Ok(UpstreamConn {
         stream,
-        buf: RecvBuf::with_capacity(UPSTREAM_BUF_BYTES),
+        buf: RecvBuf::with_capacity(UPSTREAM_BUF_BYTES).with_headroom(HEAD_ROOM_BYTES),
         pool,
         addr,
         reused: false,
