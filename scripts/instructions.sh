@@ -4,19 +4,26 @@
 # zeroes the counters, sends N requests and dumps: start-up, warm-up and shutdown stay out.
 # The shard runs the legacy (epoll) driver by default: under valgrind an io_uring shard does not
 # wake for the shutdown message (CG_DRIVER=io_uring to try). Counts are for comparing builds.
-# Usage: [COREGATE_BIN=path] scripts/instructions.sh [ka|close] [requests]   (needs valgrind,
-# nginx, wrk; the binary defaults to target/release/coregate)
+# Usage: [COREGATE_BIN=path] [BODY=bytes] scripts/instructions.sh [ka|close] [requests]
+# (needs valgrind, nginx, wrk; the binary defaults to target/release/coregate; BODY is the
+# origin's body size, 100 by default; above 4 KiB it is a static file, as in compare.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-ka}
 reqs_long=${2:-3000}
 work=$(mktemp -d /tmp/coregate-instr-XXXX)
-small=$(printf 'x%.0s' $(seq 100))
+body=${BODY:-100}
+if [ "$body" -le 4096 ]; then
+  location="return 200 \"$(head -c "$body" /dev/zero | tr '\0' x)\";"
+else
+  mkdir "$work/www" && head -c "$body" /dev/zero | tr '\0' x >"$work/www/body.txt"
+  location="root $work/www; try_files /body.txt =404; etag off;"
+fi
 cat >"$work/origin.conf" <<CONF
 daemon off; master_process off; worker_processes 1; pid $work/origin.pid; error_log $work/origin.err;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:19301 reuseport; location / { return 200 "$small"; } } }
+  server { listen 127.0.0.1:19301 reuseport; location / { $location } } }
 CONF
 cat >"$work/coregate.toml" <<CONF
 [server]
