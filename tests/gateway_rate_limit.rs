@@ -146,16 +146,6 @@ fn shard_scope_multiplies_the_limit_by_the_shards() {
     assert_eq!(ok, LIMIT);
 }
 
-/// Resident memory of the proxy now, in KiB.
-fn rss_kib(proxy: &Proxy) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// Pipeline `n` requests with distinct `x-key` values `from..from + n` over one connection and
 /// wait for every answer; returns how many were admitted.
 fn flood(addr: std::net::SocketAddr, from: usize, n: usize) -> usize {
@@ -224,7 +214,7 @@ respond = { status = 200, body = "ok" }
     // Warm up past the table bound so that both generations are full, then measure.
     let ok = flood(proxy.addr(), 0, WARM / 2) + flood(proxy.addr(), WARM / 2, WARM / 2);
     assert_eq!(ok, WARM, "each new key has a full bucket");
-    let warm_rss = rss_kib(&proxy);
+    let warm_rss = rss_kib(proxy.pid());
     let threads: Vec<_> = (0..4)
         .map(|t| {
             let addr = proxy.addr();
@@ -234,7 +224,7 @@ respond = { status = 200, body = "ok" }
         .collect();
     let ok: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert_eq!(ok, TOTAL - WARM);
-    let end_rss = rss_kib(&proxy);
+    let end_rss = rss_kib(proxy.pid());
     eprintln!("rss after {WARM} keys: {warm_rss} KiB; after {TOTAL}: {end_rss} KiB");
     // Unbounded tables would hold 1M buckets and leases: tens of MiB more.
     assert!(

@@ -168,12 +168,7 @@ impl Proxy {
 
     /// Resident set size high-water mark of the proxy, in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
+        super::status_kib(self.pid(), "VmHWM:").expect("the proxy's VmHWM")
     }
 }
 

@@ -101,14 +101,18 @@ pub fn fd_count(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-/// Current resident set size of a process, in KiB.
+/// Current resident set size of a process, in KiB (0 once it is gone).
 pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status_kib(pid, "VmRSS:").unwrap_or(0)
+}
+
+/// A KiB figure of a process from /proc/PID/status (`field` with its colon).
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Poll `cond` every 10 ms until it holds or `within` passes; returns whether it held (the
