@@ -2,6 +2,7 @@
 //! and comes back cleared, for reuse. Used by the relay and by every other writer of a
 //! connection (answers, cached answers, upgrades, aggregation parts).
 
+use std::io;
 use std::time::Duration;
 
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
@@ -30,15 +31,11 @@ pub async fn write_all_by<W: AsyncWriteRent>(
     timer: &mut Timer,
 ) -> Result<(), RelayError> {
     let buf = std::mem::take(out);
-    match timer.limit_at(deadline, dst.write_all(buf)).await {
-        Ok((Ok(_), mut buf)) => {
-            buf.clear();
-            *out = buf;
-            Ok(())
-        }
-        Ok((Err(e), _)) => Err(RelayError::WriteIo(e)),
-        Err(_) => Err(RelayError::WriteTimeout),
-    }
+    let (res, buf) = timer
+        .limit_at(deadline, dst.write_all(buf))
+        .await
+        .map_err(|_| RelayError::WriteTimeout)?;
+    give_back(out, res, buf)
 }
 
 /// Write all of `out` (then clear it) within `timeout` (for callers without a `Timer`).
@@ -48,15 +45,22 @@ pub async fn write_all<W: AsyncWriteRent>(
     timeout: Duration,
 ) -> Result<(), RelayError> {
     let buf = std::mem::take(out);
-    match monoio::time::timeout(timeout, dst.write_all(buf)).await {
-        Ok((Ok(_), mut buf)) => {
-            buf.clear();
-            *out = buf;
-            Ok(())
-        }
-        Ok((Err(e), _)) => Err(RelayError::WriteIo(e)),
-        Err(_) => Err(RelayError::WriteTimeout),
-    }
+    let (res, buf) = monoio::time::timeout(timeout, dst.write_all(buf))
+        .await
+        .map_err(|_| RelayError::WriteTimeout)?;
+    give_back(out, res, buf)
+}
+
+/// A finished write of `buf`, taken from `out`: on success it goes back to `out`, cleared.
+fn give_back(
+    out: &mut Vec<u8>,
+    res: io::Result<usize>,
+    mut buf: Vec<u8>,
+) -> Result<(), RelayError> {
+    res.map_err(RelayError::WriteIo)?;
+    buf.clear();
+    *out = buf;
+    Ok(())
 }
 
 /// Write the first `n` pending bytes of `inbuf` (then consume them) by `deadline`, without
@@ -68,9 +72,9 @@ pub(super) async fn write_front_by<W: AsyncWriteRent>(
     deadline: Instant,
     timer: &mut Timer,
 ) -> Result<(), RelayError> {
-    match timer.limit_at(deadline, inbuf.write_front(dst, n)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(RelayError::WriteIo(e)),
-        Err(_) => Err(RelayError::WriteTimeout),
-    }
+    timer
+        .limit_at(deadline, inbuf.write_front(dst, n))
+        .await
+        .map_err(|_| RelayError::WriteTimeout)?
+        .map_err(RelayError::WriteIo)
 }
