@@ -114,9 +114,13 @@ pub fn apply_connection(buf: &[u8], headers: &mut [HeaderSpan]) -> ConnectionOpt
             if token.eq_ignore_ascii_case(b"close") {
                 opts.close = true;
             } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                // The field it names is hop-by-hop already: nothing to mark (most responses
+                // carry this one, so the scan below is skipped on the common path).
                 opts.keep_alive = true;
+                continue;
             } else if token.eq_ignore_ascii_case(b"upgrade") {
                 opts.upgrade = true;
+                continue;
             }
             for h in headers.iter_mut() {
                 if h.kind == HeaderKind::Other && h.name.get(buf).eq_ignore_ascii_case(token) {
@@ -324,5 +328,21 @@ mod tests {
         assert!(opts.close && !opts.keep_alive);
         assert_eq!(h[1].kind, HeaderKind::Listed);
         assert_eq!(h[2].kind, HeaderKind::Other);
+    }
+
+    #[test]
+    fn keep_alive_and_upgrade_options_leave_other_fields_alone() {
+        let text = b"connection: Keep-Alive, upgrade, x-gone
+keep-alive: timeout=5
+upgrade: websocket
+x-gone: 1
+x-kept: 2";
+        let mut h = spans(text);
+        let opts = apply_connection(text, &mut h);
+        assert!(opts.keep_alive && opts.upgrade && !opts.close);
+        assert_eq!(h[1].kind, HeaderKind::HopByHop);
+        assert_eq!(h[2].kind, HeaderKind::HopByHop);
+        assert_eq!(h[3].kind, HeaderKind::Listed);
+        assert_eq!(h[4].kind, HeaderKind::Other);
     }
 }
