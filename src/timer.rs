@@ -1,12 +1,12 @@
 //! `Timer`: one connection's reusable deadline. A monoio `timeout()` builds a fresh 640-byte
 //! timer entry per I/O operation, registers it in the wheel, and is moved (memcpy) with every
 //! future it wraps; a connection makes four or more timed operations per proxied request.
-//! `Timer` holds one pinned `Sleep` for the connection's life and re-arms it per operation
-//! (`limit`), so a timed operation costs a deadline update and a small wrapper future.
+//! `Timer` holds one pinned `Sleep` for the connection's life and gives each operation its
+//! deadline (`limit`), so a timed operation costs a deadline update and a small wrapper future.
 //!
 //! A `Timer` serves one operation at a time (`limit` borrows it mutably). When an operation
 //! ends first, the entry stays armed: if it fires later it only wakes the connection's task
-//! for nothing, and the next `limit` re-arms it anyway.
+//! for nothing, and the operation then running re-arms it for its own deadline (below).
 //!
 //! Re-arming is lazy. Moving a wheel entry costs ~100 instructions, and the deadlines of a
 //! request's operations mostly come later than the one before (each is "now + a timeout").
