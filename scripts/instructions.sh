@@ -11,8 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-ka}
 reqs_long=${2:-3000}
-work=$(mktemp -d /tmp/coregate-instr-XXXX)
 body=${BODY:-100}
+case $body in
+  '' | *[!0-9]*) echo "BODY must be a size in bytes, got '$body'" >&2; exit 2 ;;
+esac
+work=$(mktemp -d /tmp/coregate-instr-XXXX)
 if [ "$body" -le 4096 ]; then
   location="return 200 \"$(head -c "$body" /dev/zero | tr '\0' x)\";"
 else
