@@ -149,11 +149,40 @@ pub struct IpText {
 impl IpText {
     pub fn new(ip: IpAddr) -> IpText {
         let mut buf = [0u8; 48];
-        let mut rest = &mut buf[..];
-        // Cannot fail: every IP address's text fits.
-        let _ = write!(rest, "{ip}");
-        let len = (48 - rest.len()) as u8;
-        IpText { len, buf }
+        let len = match ip {
+            // By hand: `Display` for an IPv4 address costs ~1,000 instructions, a noticeable
+            // share of a connection that carries one request (callgrind, `Connection: close`).
+            IpAddr::V4(v4) => {
+                let mut n = 0;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        buf[n] = b'.';
+                        n += 1;
+                    }
+                    if octet >= 100 {
+                        buf[n] = b'0' + octet / 100;
+                        n += 1;
+                    }
+                    if octet >= 10 {
+                        buf[n] = b'0' + octet / 10 % 10;
+                        n += 1;
+                    }
+                    buf[n] = b'0' + octet % 10;
+                    n += 1;
+                }
+                n
+            }
+            IpAddr::V6(_) => {
+                let mut rest = &mut buf[..];
+                // Cannot fail: every IP address's text fits.
+                let _ = write!(rest, "{ip}");
+                48 - rest.len()
+            }
+        };
+        IpText {
+            len: len as u8,
+            buf,
+        }
     }
 }
 
@@ -394,6 +423,18 @@ mod tests {
         ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(&*IpText::new(ip), ip.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn ip_text_writes_every_octet_value_in_every_position() {
+        for octet in 0..=255u8 {
+            for pos in 0..4 {
+                let mut octets = [1, 20, 255, 0];
+                octets[pos] = octet;
+                let ip = IpAddr::from(octets);
+                assert_eq!(&*IpText::new(ip), ip.to_string().as_bytes(), "{ip}");
+            }
         }
     }
 }
