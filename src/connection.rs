@@ -15,6 +15,7 @@ mod cached;
 mod guard;
 mod linger;
 mod logging;
+mod workers;
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -23,7 +24,6 @@ use std::rc::Rc;
 use std::time::Instant as StdInstant;
 
 use futures_util::FutureExt;
-use monoio::net::TcpStream;
 use monoio::time::{timeout, Instant};
 use tracing::{debug, error};
 
@@ -35,7 +35,6 @@ use crate::http::canned;
 use crate::http::request::{self, Method, RequestHead};
 use crate::http::write::FieldEdits;
 use crate::http::HeaderSpan;
-use crate::listener::ListenerCtx;
 use crate::metrics::Metered;
 use crate::proxy::Changes;
 use crate::router::{Action, Lookup, RouteId, RouteRequest};
@@ -45,6 +44,7 @@ use crate::timer::Timer;
 pub use buffers::BufferPool;
 use buffers::ConnBuffers;
 use guard::{InFlight, OpenConnection};
+pub use workers::{Accepted, Workers};
 
 /// Per-connection state, reused across the requests of a keep-alive connection.
 pub struct Conn {
@@ -73,9 +73,15 @@ pub struct Conn {
     pub timer: Timer,
 }
 
-/// Serve a client until it leaves, errs or the shard drains. A panic here is caught and ends
-/// only this connection, never the shard.
-pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener: Rc<ListenerCtx>) {
+/// Serve a client until it leaves, errs or the shard drains, timing its operations with
+/// `timer`, which is handed back for the task's next connection (`workers`). A panic here is
+/// caught and ends only this connection, never the shard; the timer is then dropped.
+async fn serve(shard: Rc<Shard>, accepted: Accepted, timer: Timer) -> Option<Timer> {
+    let Accepted {
+        tcp,
+        peer,
+        listener,
+    } = accepted;
     let _open = OpenConnection::new(shard.clone(), peer.ip(), &listener);
     debug!(shard = shard.id, %peer, "connection accepted");
     let stream = match &listener.tls {
@@ -88,11 +94,11 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
                 Ok(Ok(tls)) => Stream::tls(tls),
                 Ok(Err(e)) => {
                     debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
-                    return;
+                    return Some(timer);
                 }
                 Err(_) => {
                     debug!(shard = shard.id, %peer, "TLS handshake timed out");
-                    return;
+                    return Some(timer);
                 }
             }
         }
@@ -110,7 +116,7 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
         logged: logging::LoggedRequest::default(),
         route: None,
         body_unread: false,
-        timer: Timer::new(),
+        timer,
     };
     if AssertUnwindSafe(conn.run(&shard))
         .catch_unwind()
@@ -119,7 +125,7 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
     {
         // Its buffers are dropped with it, not pooled.
         error!(shard = shard.id, %peer, "connection task panicked; connection closed");
-        return;
+        return None;
     }
     // Close the socket first, then pool the buffers for the shard's next connection.
     let Conn {
@@ -128,6 +134,7 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
         out,
         headers,
         resp_headers,
+        timer,
         ..
     } = conn;
     drop(stream);
@@ -137,6 +144,7 @@ pub async fn serve(shard: Rc<Shard>, tcp: TcpStream, peer: SocketAddr, listener:
         headers,
         resp_headers,
     });
+    Some(timer)
 }
 
 /// A client IP as text, kept inline: formatting it into a `String` cost a connection three

@@ -1,7 +1,7 @@
 //! Listening sockets: bound on the main thread (one SO_REUSEPORT socket per listener per shard,
 //! so bind errors surface at start-up and port 0 resolves once), then accepted from on each
 //! shard. The accept loop gates on the listener's client IP rules and the shard's connection
-//! limits (total and per client IP), and spawns one task per client.
+//! limits (total and per client IP), and hands each client to a connection task (`Workers`).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -12,6 +12,7 @@ use monoio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, warn};
 
+use crate::connection::{Accepted, Workers};
 use crate::metrics::ListenerStats;
 use crate::shard::Shard;
 use crate::signal::Signal;
@@ -115,7 +116,12 @@ pub async fn accept_loop(shard: Rc<Shard>, id: u64, std: StdListener, stop: Rc<S
                     continue;
                 }
                 ctx.stats.c.accepted.inc();
-                monoio::spawn(crate::connection::serve(shard.clone(), stream, peer, ctx));
+                let accepted = Accepted {
+                    tcp: stream,
+                    peer,
+                    listener: ctx,
+                };
+                Workers::dispatch(&shard, accepted);
             }
             Err(e) => {
                 // EMFILE/ENFILE and friends: back off instead of spinning on the error.

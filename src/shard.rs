@@ -60,6 +60,8 @@ pub struct Shard {
     pub cache: crate::cache::Cache,
     /// Buffers of closed client connections, for the next ones.
     pub conn_buffers: crate::connection::BufferPool,
+    /// Connection tasks parked between connections.
+    pub workers: crate::connection::Workers,
     /// Requests between head received and response finished.
     active: Cell<usize>,
     /// Connections in a lingering close: a graceful shutdown waits for them too, within the
@@ -102,6 +104,7 @@ impl Shard {
             access_log,
             cache,
             conn_buffers: Default::default(),
+            workers: Default::default(),
             active: Cell::new(0),
             lingering: Cell::new(0),
             draining: Cell::new(false),
@@ -288,6 +291,7 @@ async fn shard_main(plan: ShardPlan, driver: &'static str) {
 async fn drain(shard: &Shard) {
     shard.draining.set(true);
     shard.stop.fire();
+    shard.workers.close();
     let timeout = shard.snapshot().config.server.drain_timeout;
     let deadline = Instant::now() + timeout;
     while shard.busy() && Instant::now() < deadline {

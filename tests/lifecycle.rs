@@ -1,10 +1,12 @@
-//! Process-level behaviour: bounded memory while streaming large bodies, graceful shutdown.
+//! Process-level behaviour: bounded memory while streaming large bodies, graceful shutdown,
+//! connection tasks kept from one client to the next.
 
 mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use support::ops::*;
 use support::*;
 
 /// 10 MiB up and 10 MiB down through the proxy, while its resident memory stays far below the
@@ -108,4 +110,79 @@ fn shutdown_with_idle_connections_is_prompt() {
     assert_eq!(proxy.wait_exit(Duration::from_secs(5)), Some(0));
     assert!(t.elapsed() < Duration::from_secs(2));
     assert!(idle.is_closed());
+}
+
+/// A connection task outlives its client: it parks and serves the shard's next connection,
+/// with the same timer. A client served by a parked task is still cut off at
+/// `client_header_ms` and, idle between requests, at `client_idle_ms`; the pool of parked
+/// tasks is bounded; parked tasks do not hold up shutdown.
+#[test]
+fn parked_connection_tasks_serve_later_clients_with_working_timeouts() {
+    for driver in [Driver::Auto, Driver::Legacy] {
+        let origin = Origin::fixed("o", "ok");
+        let toml = format!(
+            "{}[[route]]\nupstream = \"app\"\n\n[timeouts]\nclient_header_ms = 1000\n\
+             client_idle_ms = 1500\n",
+            ops_head_app(1, "", origin.addr)
+        );
+        let mut proxy = Proxy::start_with(&toml, driver);
+        let admin = admin_addr(&proxy);
+        let parked = || {
+            sum(
+                &scrape(admin, None),
+                "coregate_connection_tasks_parked",
+                &[],
+            )
+        };
+
+        // 100 clients at once, then gone: their tasks park, at most 64 of them.
+        let mut clients: Vec<Client> = (0..100).map(|_| Client::connect(proxy.addr())).collect();
+        for c in &mut clients {
+            assert_eq!(c.get("/").text(), "ok");
+        }
+        drop(clients);
+        wait_until(DEADLINE, "64 parked connection tasks", || parked() == 64.0);
+
+        // Clients one after another, each on a parked task.
+        for _ in 0..20 {
+            assert_eq!(Client::connect(proxy.addr()).get("/").text(), "ok");
+        }
+        wait_until(DEADLINE, "64 parked tasks again", || parked() == 64.0);
+
+        // A client that stops halfway through its head: 408 at client_header_ms.
+        let mut slow = TcpStream::connect(proxy.addr()).unwrap();
+        slow.set_read_timeout(Some(DEADLINE)).unwrap();
+        let started = Instant::now();
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n").unwrap();
+        let mut answer = Vec::new();
+        let _ = slow.read_to_end(&mut answer);
+        let took = started.elapsed();
+        assert_eq!(status_of(&answer), Some(408), "{driver:?}: {answer:?}");
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+            "{driver:?}: cut after {took:?}"
+        );
+
+        // A keep-alive client that goes quiet: closed at client_idle_ms.
+        let mut idle = Client::connect(proxy.addr());
+        assert_eq!(idle.get("/").text(), "ok");
+        let started = Instant::now();
+        assert!(idle.is_closed(), "{driver:?}: idle client not closed");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(1400) && took < Duration::from_secs(5),
+            "{driver:?}: idle client closed after {took:?}"
+        );
+        assert_eq!(origin.request_count(), 121, "{driver:?}");
+
+        // 64 parked tasks do not hold up shutdown.
+        let t = Instant::now();
+        proxy.signal(libc::SIGTERM);
+        assert_eq!(
+            proxy.wait_exit(Duration::from_secs(5)),
+            Some(0),
+            "{driver:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(2), "{driver:?}");
+    }
 }

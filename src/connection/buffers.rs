@@ -5,9 +5,10 @@
 //! shard's own (no lock), keeps only sets at their initial sizes (one that grew for a large
 //! head is dropped, as before) and at most `POOLED_MAX` of them.
 //!
-//! The connection's `Timer` is not pooled: a monoio timer keeps the waker of the first task
-//! that polled it until it fires, so a reused one would wake the previous connection's task
-//! and never the new one (tests/protection.rs caught an upstream timeout that never fired).
+//! The connection's `Timer` is not pooled here: a monoio timer keeps the waker of the first
+//! task that polled it until it fires, so one handed to another task would wake the previous
+//! connection's task and never the new one (tests/protection.rs caught an upstream timeout
+//! that never fired). The task keeps its timer instead, from client to client (`workers`).
 
 use std::cell::RefCell;
 

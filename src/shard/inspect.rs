@@ -134,6 +134,12 @@ pub(super) fn metrics(shard: &Shard, snap: &Snapshot) -> Families {
         &me,
         shard.requests_active() as f64,
     );
+    out.gauge(
+        "coregate_connection_tasks_parked",
+        "Connection tasks kept between clients, for the shard's next accepted connection.",
+        &me,
+        shard.workers.parked() as f64,
+    );
     let listeners: Vec<_> = snap
         .listeners
         .iter()

@@ -1,0 +1,139 @@
+//! A shard's parked connection tasks. A task per accepted connection cost a ~5 KiB allocation
+//! for its future (copied three times on its way into the runtime) and a new timer entry (a
+//! 128-byte aligned allocation, registered in the wheel). With `Connection: close` that is
+//! every request: about 15% of coregate's user-space instructions per request (callgrind).
+//!
+//! So a connection task does not end with its connection. It parks here, keeping its future's
+//! memory and its `Timer`, and the shard's next accepted connection is handed to it. Up to
+//! `PARKED_MAX` tasks stay parked; one finishing when that many are parked ends. The most
+//! recently parked task is handed the next connection: its memory is the likeliest in cache.
+//!
+//! Reusing the `Timer` is sound because it stays in one task: a monoio timer keeps the waker of
+//! the task that first polled it (why `ConnBuffers` cannot carry it across tasks).
+
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use monoio::net::TcpStream;
+
+use crate::listener::ListenerCtx;
+use crate::shard::Shard;
+use crate::timer::Timer;
+
+/// Tasks kept parked per shard: as many as the buffer sets pooled (each holds ~6 KiB, its
+/// future and its timer entry, ~400 KiB at most per shard).
+const PARKED_MAX: usize = 64;
+
+/// An accepted client connection on its way to a task.
+pub struct Accepted {
+    pub tcp: TcpStream,
+    pub peer: SocketAddr,
+    pub listener: Rc<ListenerCtx>,
+}
+
+/// Where a parked task waits for its next connection.
+#[derive(Default)]
+struct Slot {
+    next: Cell<Option<Accepted>>,
+    /// The shard is shutting down: end instead of waiting.
+    closed: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl Slot {
+    fn wake(&self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Workers {
+    parked: RefCell<Vec<Rc<Slot>>>,
+    closed: Cell<bool>,
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers")
+            .field("parked", &self.parked.borrow().len())
+            .field("closed", &self.closed.get())
+            .finish()
+    }
+}
+
+impl Workers {
+    /// Serve `conn` on `shard`: in a parked task if there is one, else in a new task.
+    pub fn dispatch(shard: &Rc<Shard>, conn: Accepted) {
+        let parked = shard.workers.parked.borrow_mut().pop();
+        match parked {
+            Some(slot) => {
+                slot.next.set(Some(conn));
+                slot.wake();
+            }
+            None => {
+                monoio::spawn(work(shard.clone(), conn));
+            }
+        }
+    }
+
+    /// Shutdown: parked tasks end, and tasks finishing from now on end instead of parking.
+    pub fn close(&self) {
+        self.closed.set(true);
+        for slot in self.parked.borrow_mut().drain(..) {
+            slot.closed.set(true);
+            slot.wake();
+        }
+    }
+
+    /// Tasks parked now (the `coregate_connection_tasks_parked` gauge).
+    pub fn parked(&self) -> usize {
+        self.parked.borrow().len()
+    }
+
+    /// Park `slot` unless the shard shuts down or enough tasks are parked.
+    fn park(&self, slot: &Rc<Slot>) -> bool {
+        let mut parked = self.parked.borrow_mut();
+        if self.closed.get() || parked.len() >= PARKED_MAX {
+            return false;
+        }
+        parked.push(slot.clone());
+        true
+    }
+}
+
+/// One connection task: serves `conn`, then each connection it is handed while parked.
+async fn work(shard: Rc<Shard>, mut conn: Accepted) {
+    let slot = Rc::new(Slot::default());
+    let mut timer = Timer::new();
+    loop {
+        // A panic inside a connection is caught in `serve` and ends this task (the timer's
+        // state is then unknown).
+        timer = match super::serve(shard.clone(), conn, timer).await {
+            Some(timer) => timer,
+            None => return,
+        };
+        if !shard.workers.park(&slot) {
+            return;
+        }
+        let next = poll_fn(|cx| {
+            if let Some(conn) = slot.next.take() {
+                return Poll::Ready(Some(conn));
+            }
+            if slot.closed.get() {
+                return Poll::Ready(None);
+            }
+            slot.waker.set(Some(cx.waker().clone()));
+            Poll::Pending
+        })
+        .await;
+        match next {
+            Some(next) => conn = next,
+            None => return,
+        }
+    }
+}
