@@ -41,9 +41,9 @@ use crate::router::{Action, Lookup, RouteId, RouteRequest};
 use crate::shard::{Shard, Snapshot};
 use crate::stream::Stream;
 use crate::timer::Timer;
-pub use buffers::BufferPool;
 use buffers::ConnBuffers;
 use guard::{InFlight, OpenConnection};
+use workers::Kit;
 pub use workers::{Accepted, Workers};
 
 /// Per-connection state, reused across the requests of a keep-alive connection.
@@ -73,10 +73,10 @@ pub struct Conn {
     pub timer: Timer,
 }
 
-/// Serve a client until it leaves, errs or the shard drains, timing its operations with
-/// `timer`, which is handed back for the task's next connection (`workers`). A panic here is
-/// caught and ends only this connection, never the shard; the timer is then dropped.
-async fn serve(shard: Rc<Shard>, accepted: Accepted, timer: Timer) -> Option<Timer> {
+/// Serve a client until it leaves, errs or the shard drains, with the timer and buffers of
+/// `kit`, which is handed back for the task's next connection (`workers`). A panic here is
+/// caught and ends only this connection, never the shard; the kit is then dropped.
+async fn serve(shard: Rc<Shard>, accepted: Accepted, kit: Kit) -> Option<Kit> {
     let Accepted {
         tcp,
         peer,
@@ -94,16 +94,16 @@ async fn serve(shard: Rc<Shard>, accepted: Accepted, timer: Timer) -> Option<Tim
                 Ok(Ok(tls)) => Stream::tls(tls),
                 Ok(Err(e)) => {
                     debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
-                    return Some(timer);
+                    return Some(kit);
                 }
                 Err(_) => {
                     debug!(shard = shard.id, %peer, "TLS handshake timed out");
-                    return Some(timer);
+                    return Some(kit);
                 }
             }
         }
     };
-    let bufs = shard.conn_buffers.take();
+    let Kit { timer, bufs } = kit;
     let mut conn = Conn {
         stream: Metered::new(stream, listener.stats.clone()),
         scheme: listener.scheme(),
@@ -123,11 +123,11 @@ async fn serve(shard: Rc<Shard>, accepted: Accepted, timer: Timer) -> Option<Tim
         .await
         .is_err()
     {
-        // Its buffers are dropped with it, not pooled.
+        // Its buffers and timer are dropped with it, not kept.
         error!(shard = shard.id, %peer, "connection task panicked; connection closed");
         return None;
     }
-    // Close the socket first, then pool the buffers for the shard's next connection.
+    // Close the socket first, then keep the buffers and timer for the task's next connection.
     let Conn {
         stream,
         inbuf,
@@ -138,13 +138,14 @@ async fn serve(shard: Rc<Shard>, accepted: Accepted, timer: Timer) -> Option<Tim
         ..
     } = conn;
     drop(stream);
-    shard.conn_buffers.give(ConnBuffers {
+    let bufs = ConnBuffers {
         inbuf,
         out,
         headers,
         resp_headers,
-    });
-    Some(timer)
+    }
+    .recycle();
+    Some(Kit { timer, bufs })
 }
 
 /// A client IP as text, kept inline: formatting it into a `String` cost a connection three

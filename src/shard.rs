@@ -59,7 +59,6 @@ pub struct Shard {
     /// This shard's response cache (empty unless routes use `cache`).
     pub cache: crate::cache::Cache,
     /// Buffers of closed client connections, for the next ones.
-    pub conn_buffers: crate::connection::BufferPool,
     /// Connection tasks parked between connections.
     pub workers: crate::connection::Workers,
     /// Requests between head received and response finished.
@@ -103,7 +102,6 @@ impl Shard {
             connections: conns::Connections::default(),
             access_log,
             cache,
-            conn_buffers: Default::default(),
             workers: Default::default(),
             active: Cell::new(0),
             lingering: Cell::new(0),

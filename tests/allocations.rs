@@ -223,7 +223,7 @@ const CONNECTIONS: usize = 2_000;
 /// anything that allocates per request, or even once per 1,000 requests, fails.
 const KEEP_ALIVE_ALLOCS_MAX: u64 = (REQUESTS / 1_000) as u64;
 /// Allocations tolerated per `Connection: close` connection (measured: 3, see below). Losing
-/// the parked connection tasks (2 more) or the shard's buffer pool (4 more) fails.
+/// the parked connection tasks (6 more: the task, its timer and its four buffers) fails.
 const PER_CONNECTION_ALLOCS_MAX: u64 = 4;
 /// Live-byte growth tolerated over a window, and over both windows together. Measured: 0 on
 /// io_uring (±4 bytes: monoio's close op of the last connection); on the legacy driver
@@ -236,10 +236,9 @@ const LIVE_GROWTH_MAX: i64 = 20 * 1024;
 /// Measured, per `Connection: close` connection, 3 allocations on io_uring (2 on the legacy
 /// driver) at accept and close: monoio's accept op (136 B), its `SharedFd` (56 B) and, on
 /// io_uring, the close op (4 B). The connection is served by a parked task, which keeps its
-/// future and its `Timer` from client to client (src/connection/workers.rs); the client IP's
-/// text is inline and the buffers (4 KiB `inbuf`, 1 KiB `out`, two header vectors) come from
-/// the shard's pool (src/connection/buffers.rs), taken from the last closed connection. The
-/// keep-alive path reuses all of them.
+/// future, its `Timer` and its buffers (4 KiB `inbuf`, 1 KiB `out`, two header vectors) from
+/// client to client (src/connection/workers.rs, buffers.rs); the client IP's text is inline.
+/// The keep-alive path reuses all of them.
 #[test]
 fn keep_alive_proxy_path_does_not_allocate_or_leak() {
     let stop = Arc::new(AtomicBool::new(false));

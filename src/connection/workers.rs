@@ -4,12 +4,13 @@
 //! every request: about 15% of coregate's user-space instructions per request (callgrind).
 //!
 //! So a connection task does not end with its connection. It parks here, keeping its future's
-//! memory and its `Timer`, and the shard's next accepted connection is handed to it. Up to
-//! `PARKED_MAX` tasks stay parked; one finishing when that many are parked ends. The most
-//! recently parked task is handed the next connection: its memory is the likeliest in cache.
+//! memory, its `Timer` and its buffers (a `Kit`), and the shard's next accepted connection is
+//! handed to it. Up to `PARKED_MAX` tasks stay parked; one finishing when that many are parked
+//! ends. The most recently parked task is handed the next connection: its memory is the
+//! likeliest in cache.
 //!
 //! Reusing the `Timer` is sound because it stays in one task: a monoio timer keeps the waker of
-//! the task that first polled it (why `ConnBuffers` cannot carry it across tasks).
+//! the task that first polled it, so it could not be pooled across tasks.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -19,13 +20,21 @@ use std::task::{Poll, Waker};
 
 use monoio::net::TcpStream;
 
+use super::ConnBuffers;
 use crate::listener::ListenerCtx;
 use crate::shard::Shard;
 use crate::timer::Timer;
 
-/// Tasks kept parked per shard: as many as the buffer sets pooled (each holds ~6 KiB, its
-/// future and its timer entry, ~400 KiB at most per shard).
+/// Tasks kept parked per shard: enough for a burst of short connections (a client with 64 open
+/// at a time reuses 64). Each holds ~12 KiB (its future, buffers and timer entry): ~750 KiB at
+/// most per shard.
 const PARKED_MAX: usize = 64;
+
+/// What a connection task keeps from one client to the next.
+pub(super) struct Kit {
+    pub timer: Timer,
+    pub bufs: ConnBuffers,
+}
 
 /// An accepted client connection on its way to a task.
 pub struct Accepted {
@@ -109,12 +118,15 @@ impl Workers {
 /// One connection task: serves `conn`, then each connection it is handed while parked.
 async fn work(shard: Rc<Shard>, mut conn: Accepted) {
     let slot = Rc::new(Slot::default());
-    let mut timer = Timer::new();
+    let mut kit = Kit {
+        timer: Timer::new(),
+        bufs: ConnBuffers::new(),
+    };
     loop {
-        // A panic inside a connection is caught in `serve` and ends this task (the timer's
-        // state is then unknown).
-        timer = match super::serve(shard.clone(), conn, timer).await {
-            Some(timer) => timer,
+        // A panic inside a connection is caught in `serve` and ends this task (the state of
+        // its timer and buffers is then unknown).
+        kit = match super::serve(shard.clone(), conn, kit).await {
+            Some(kit) => kit,
             None => return,
         };
         if !shard.workers.park(&slot) {
