@@ -47,8 +47,6 @@ pub struct Accepted {
 #[derive(Default)]
 struct Slot {
     next: Cell<Option<Accepted>>,
-    /// The shard is shutting down: end instead of waiting.
-    closed: Cell<bool>,
     waker: Cell<Option<Waker>>,
 }
 
@@ -94,7 +92,6 @@ impl Workers {
     pub fn close(&self) {
         self.closed.set(true);
         for slot in self.parked.borrow_mut().drain(..) {
-            slot.closed.set(true);
             slot.wake();
         }
     }
@@ -138,7 +135,7 @@ async fn work(shard: Rc<Shard>, mut conn: Accepted) {
             if let Some(conn) = slot.next.take() {
                 return Poll::Ready(Some(conn));
             }
-            if slot.closed.get() {
+            if shard.workers.closed.get() {
                 return Poll::Ready(None);
             }
             slot.waker.set(Some(cx.waker().clone()));
