@@ -48,6 +48,11 @@ fn socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
     s.bind(&addr.into())?;
     if reuse_port {
         s.listen(BACKLOG)?;
+        // Delayed ACKs from a connection's first byte, as HAProxy does for HTTP: in the quick-ACK
+        // mode a new connection starts in, the request is acknowledged at once by a segment of
+        // its own, although the response follows and would carry the ACK. Accepted sockets
+        // inherit the setting; it is set after listen(), which clears it (test below).
+        s.set_quickack(false)?;
     }
     Ok(s)
 }
@@ -137,10 +142,10 @@ pub async fn accept_loop(shard: Rc<Shard>, id: u64, std: StdListener, stop: Rc<S
 mod tests {
     use super::*;
 
-    /// coregate does not set TCP_NODELAY per accepted connection: it relies on the kernel
-    /// copying it from the listener. If a kernel stops doing so, this fails.
+    /// coregate sets neither TCP_NODELAY nor TCP_QUICKACK per accepted connection: it relies
+    /// on the kernel copying them from the listener. If a kernel stops doing so, this fails.
     #[test]
-    fn accepted_sockets_inherit_nodelay() {
+    fn accepted_sockets_inherit_nodelay_and_delayed_acks() {
         let (listeners, addr) = bind_shared("127.0.0.1:0".parse().unwrap(), 1).unwrap();
         let listener = &listeners[0];
         let _client = std::net::TcpStream::connect(addr).unwrap();
@@ -159,5 +164,7 @@ mod tests {
             }
         };
         assert!(accepted.nodelay().unwrap());
+        // And delayed ACKs: TCP_QUICKACK reads back 0 once the socket is in pingpong mode.
+        assert!(!socket2::SockRef::from(&accepted).quickack().unwrap());
     }
 }
