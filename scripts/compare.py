@@ -14,7 +14,9 @@ Modes: pinned (each proxy 1 worker on CPU 0; wrk and origins on CPU 1) and share
 during each measured run and splits the proxy's CPU µs/req into the kernel's TCP/IP work for its sends and
 receives (tcp_sendmsg/tcp_recvmsg and everything under them, loopback delivery to the receiving
 socket included: work every proxy must do), the rest of the kernel (syscall entry, io_uring or
-epoll, scheduling) and user space.
+epoll, scheduling) and user space, and counts the system calls the proxy made per request
+(`perf stat -e raw_syscalls:sys_enter`) and the TCP segments sent on the machine per request
+(/proc/net/snmp OutSegs: the load generator's, the proxy's and the origins' together).
 
 Usage: scripts/compare.sh [--duration 10] [--runs 3] [--modes pinned,shared] [--breakdown]
                           [--scenarios ka100,ka16k,close100,tls100] [--proxies coregate,nginx,haproxy]
@@ -94,6 +96,14 @@ def cpu_seconds(pid):
         except (FileNotFoundError, ProcessLookupError):
             pass
     return total / CLK_TCK
+
+
+def tcp_out_segments():
+    """TCP segments sent by every socket on the machine so far (/proc/net/snmp, Tcp OutSegs).
+    On loopback during a run that is the load generator's, the proxy's and the origins'."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Tcp:")]
+    return int(rows[1][rows[0].index("OutSegs")])
 
 
 def origin_accepts():
@@ -289,6 +299,15 @@ def breakdown(data, cpu_us):
             "user_us": (100.0 - kernel) / 100 * cpu_us}
 
 
+def syscalls(counts):
+    """System calls the proxy's processes made, from a `perf stat -x,` output file."""
+    for line in open(counts):
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2] == "raw_syscalls:sys_enter" and fields[0].isdigit():
+            return int(fields[0])
+    return 0
+
+
 def one_run(name, mode, scenario, work, args):
     workers = 1 if mode == "pinned" else 2
     proxy_cpus = "0" if mode == "pinned" else None
@@ -307,23 +326,33 @@ def one_run(name, mode, scenario, work, args):
         sh(taskset(load_cpus) + ["wrk", "-t1", f"-c{args.connections}", "-d2s", *extra, url],
            capture_output=True)
         accepts0, cpu0 = origin_accepts(), cpu_seconds(proxy.pid)
-        perf = None
+        segs0 = tcp_out_segments()
+        perf = stat = None
         if args.breakdown and mode == "pinned":
-            data = os.path.join(work, "perf.data")
+            data, counts = os.path.join(work, "perf.data"), os.path.join(work, "perf.stat")
             pids = ",".join(map(str, tree_pids(proxy.pid)))
             perf = subprocess.Popen(["perf", "record", "-q", "-o", data, "-p", pids, "-g", "--",
+                                     "sleep", str(args.duration)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stat = subprocess.Popen(["perf", "stat", "-x,", "-o", counts, "-e",
+                                     "raw_syscalls:sys_enter", "-p", pids, "--",
                                      "sleep", str(args.duration)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         out = subprocess.run(
             taskset(load_cpus) + ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s",
                                   "--latency", *extra, url],
             capture_output=True, text=True, check=True).stdout
-        cpu1, accepts1 = cpu_seconds(proxy.pid), origin_accepts()
+        cpu1, segs1 = cpu_seconds(proxy.pid), tcp_out_segments()
+        accepts1 = origin_accepts()
         r = parse_wrk(out)
-        r["cpu_us"] = (cpu1 - cpu0) * 1e6 / max(r["reqs"], 1)
+        reqs = max(r["reqs"], 1)
+        r["cpu_us"] = (cpu1 - cpu0) * 1e6 / reqs
+        r["segments"] = (segs1 - segs0) / reqs
         if perf:
             perf.wait()
+            stat.wait()
             r.update(breakdown(data, r["cpu_us"]))
+            r["syscalls"] = syscalls(counts) / reqs
         r["upstream_conns"] = accepts1 - accepts0 - 1  # minus our own stub_status request
         return r
     finally:
@@ -384,8 +413,9 @@ def main():
         print()
         if args.breakdown and mode == "pinned":
             print("**where the CPU goes** (pinned; µs/req and share of the proxy's perf samples, median of runs)\n")
-            print("| scenario | proxy | CPU µs/req | kernel TCP/IP | other kernel | user space |")
-            print("|---|---|---|---|---|---|")
+            print("| scenario | proxy | CPU µs/req | kernel TCP/IP | other kernel | user space "
+                  "| TCP segments/req | syscalls/req |")
+            print("|---|---|---|---|---|---|---|---|")
             for scenario in scenarios:
                 for name in proxies:
                     rs = results[(mode, scenario, name)]
@@ -393,7 +423,8 @@ def main():
                     parts = [med(rs, k) for k in ("tcp_us", "kernel_other_us", "user_us")]
                     total = sum(parts) or 1
                     cells = " | ".join(f"{v:.1f} ({v / total * 100:.0f}%)" for v in parts)
-                    print(f"| {SCENARIOS[scenario][0]} | {name} | {c:.1f} | {cells} |")
+                    print(f"| {SCENARIOS[scenario][0]} | {name} | {c:.1f} | {cells} | "
+                          f"{med(rs, 'segments'):.2f} | {med(rs, 'syscalls'):.2f} |")
             print()
 
 
