@@ -200,7 +200,7 @@ async fn attempt(
     head: &RequestHead,
     ex: &mut Exchange,
     replayable: bool,
-) -> Result<(UpstreamConn, ResponseHead), Failure> {
+) -> Result<(Box<UpstreamConn>, ResponseHead), Failure> {
     let (cfg, server, tls, stats) = (&snap.config, to.server, to.tls, to.stats);
     let addr = snap.pools.addr(server.pool).unwrap_or(server.addr);
     let connect_timeout = cfg.timeouts.upstream_connect;

@@ -54,7 +54,7 @@ pub(super) async fn send_response(
     cfg: &Config,
     upstream: &Upstream,
     head: &RequestHead,
-    mut up: UpstreamConn,
+    mut up: Box<UpstreamConn>,
     resp: ResponseHead,
     extra: &[u8],
     changes: &Changes<'_>,

@@ -42,7 +42,7 @@ pub(super) fn accept_101(
 pub(super) async fn switch(
     conn: &mut Conn,
     cfg: &Config,
-    mut up: UpstreamConn,
+    mut up: Box<UpstreamConn>,
     resp: ResponseHead,
     extra: &[u8],
     edits: &FieldEdits<'_>,

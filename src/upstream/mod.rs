@@ -26,7 +26,9 @@ const UPSTREAM_BUF_BYTES: usize = 32 * 1024;
 /// write without copying the body (`Relay::stage`).
 const HEAD_ROOM_BYTES: usize = 256;
 
-/// A connection to one upstream server, with its read buffer.
+/// A connection to one upstream server, with its read buffer. It travels boxed (`connect`
+/// makes it so, the pool keeps it so): a request moves it a dozen times, from the pool through
+/// the attempt and the response back to the pool, and 8 bytes move cheaper than ~190.
 #[derive(Debug)]
 pub struct UpstreamConn {
     pub stream: Stream,
@@ -51,7 +53,7 @@ pub async fn connect(
     pool: usize,
     timeout: Duration,
     tls: TlsTarget<'_>,
-) -> Result<UpstreamConn, ProxyError> {
+) -> Result<Box<UpstreamConn>, ProxyError> {
     let deadline = monoio::time::Instant::now() + timeout;
     let tcp = match monoio::time::timeout_at(deadline, TcpStream::connect_addr(addr)).await {
         Ok(Ok(s)) => s,
@@ -74,12 +76,12 @@ pub async fn connect(
             }
         }
     };
-    Ok(UpstreamConn {
+    Ok(Box::new(UpstreamConn {
         stream,
         buf: RecvBuf::with_capacity(UPSTREAM_BUF_BYTES).with_headroom(HEAD_ROOM_BYTES),
         pool,
         addr,
         reused: false,
         idle_since: std::time::Instant::now(),
-    })
+    }))
 }

@@ -26,7 +26,10 @@ pub struct Pools {
 
 #[derive(Debug)]
 pub struct PoolSlot {
-    idle: RefCell<Vec<UpstreamConn>>,
+    // Boxed on purpose: a connection is checked out and in with every request (see
+    // `UpstreamConn`), and a box moves as 8 bytes.
+    #[allow(clippy::vec_box)]
+    idle: RefCell<Vec<Box<UpstreamConn>>>,
     /// Where the address points now.
     addr: Cell<SocketAddr>,
 }
@@ -120,7 +123,12 @@ impl Pools {
 
     /// The most recently returned connection that has not been idle longer than `idle_max` at
     /// `now`.
-    pub fn checkout(&self, pool: usize, idle_max: Duration, now: Instant) -> Option<UpstreamConn> {
+    pub fn checkout(
+        &self,
+        pool: usize,
+        idle_max: Duration,
+        now: Instant,
+    ) -> Option<Box<UpstreamConn>> {
         let slot = self.slot(pool)?;
         let mut idle = slot.idle.borrow_mut();
         while let Some(mut conn) = idle.pop() {
@@ -135,7 +143,7 @@ impl Pools {
 
     /// Keep `conn` for reuse (idle from `now`), unless its server already has `max` idle
     /// connections.
-    pub fn checkin(&self, mut conn: UpstreamConn, max: usize, now: Instant) {
+    pub fn checkin(&self, mut conn: Box<UpstreamConn>, max: usize, now: Instant) {
         debug_assert!(
             conn.buf.is_empty(),
             "only a connection with nothing unread is reusable"
