@@ -69,6 +69,9 @@ pub struct Conn {
     /// The current request's body was not read in full before its answer: the client may
     /// still be sending it, so closing lingers.
     pub body_unread: bool,
+    /// The current request was answered 408 because the client was too slow with its head or
+    /// body (`ProxyError::ClientTimeout`): closing does not linger.
+    cut_off: bool,
     /// The deadline of the connection's current I/O operation (client or upstream side).
     pub timer: Timer,
 }
@@ -116,6 +119,7 @@ async fn serve(shard: Rc<Shard>, accepted: Accepted, kit: Kit) -> Option<Kit> {
         logged: logging::LoggedRequest::default(),
         route: None,
         body_unread: false,
+        cut_off: false,
         timer,
     };
     if AssertUnwindSafe(conn.run(&shard))
@@ -214,6 +218,7 @@ impl Conn {
             }
             self.route = None;
             self.body_unread = false;
+            self.cut_off = false;
             // Wait for the head with copies of the limits: an idle connection holds no config
             // snapshot, so a reload's old snapshot goes as soon as its requests finish.
             let (limits, timeouts) = {
@@ -239,7 +244,7 @@ impl Conn {
                         .unrouted
                         .done(ctx.outcome.status, started.elapsed());
                     // The refused head is still buffered, and more may follow it.
-                    self.close(shard, &timeouts, ctx.outcome.status).await;
+                    self.close(shard, &timeouts).await;
                     return;
                 }
             };
@@ -257,7 +262,7 @@ impl Conn {
             if !keep || shard.draining() {
                 // The request is answered; a lingering close is not a request in flight.
                 drop(in_flight);
-                self.close(shard, &timeouts, ctx.outcome.status).await;
+                self.close(shard, &timeouts).await;
                 return;
             }
         }

@@ -1,8 +1,8 @@
 //! Lingering close: a client still sending when coregate answers and closes reads the whole
 //! answer, never a reset; lingering ends after `client_linger_idle_ms` of silence or
 //! `client_linger_ms` in all; a complete `Connection: close` request and a client cut off with
-//! 408 do not linger; a graceful shutdown waits for a lingering connection only up to
-//! `drain_timeout_ms`.
+//! 408 do not linger (a 408 coregate did not decide does); a graceful shutdown waits for a
+//! lingering connection only up to `drain_timeout_ms`.
 
 mod support;
 
@@ -212,6 +212,28 @@ fn client_cut_off_with_408_does_not_linger() {
     assert_eq!(c.read_response(false).unwrap().status, 408);
     let took = closed_after(&proxy, baseline, Instant::now());
     assert!(took < Duration::from_secs(2), "closed after {took:?}");
+}
+
+/// A 408 that is not coregate's own (here a route's direct answer; an upstream's is the same)
+/// cuts no client off: with a pipelined request pending, the connection lingers as after any
+/// other answer, so the 408 is not lost to a reset.
+#[test]
+fn a_408_coregate_did_not_decide_lingers_like_any_answer() {
+    let (_origin, proxy) = proxy(
+        "[[route]]\nname = \"gone\"\npath_exact = \"/gone\"\n\
+respond = { status = 408, body = \"bye\" }\n\
+[timeouts]\nclient_linger_idle_ms = 60000\n",
+    );
+    let baseline = socket_count(proxy.pid());
+    let mut c = Client::connect(proxy.addr());
+    c.send(b"GET /gone HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /gone HTTP/1.1\r\nHost: h\r\n\r\n");
+    let r = c.read_response(false).unwrap();
+    assert_eq!((r.status, r.text().as_str()), (408, "bye"));
+    assert!(c.is_closed(), "FIN after the answer");
+    assert!(
+        socket_count(proxy.pid()) > baseline,
+        "pipelined bytes were pending: the connection lingers"
+    );
 }
 
 /// A graceful shutdown waits for a lingering connection, but only up to `drain_timeout_ms`,

@@ -125,6 +125,7 @@ impl Conn {
         let Some(status) = e.status() else {
             return false;
         };
+        self.cut_off = matches!(e, ProxyError::ClientTimeout);
         let close = !(keep && e.keep_alive());
         self.out.clear();
         self.out

@@ -28,16 +28,16 @@ impl Conn {
     /// discard what arrives until the client closes, `client_linger_idle` passes without a
     /// byte, `client_linger` passes in all, or `LINGER_BYTES_MAX` bytes were discarded.
     /// Otherwise (a complete request, nothing buffered: a plain `Connection: close`), return at
-    /// once: the socket closes with nothing unread, which sends FIN, not a reset. `status`: the
-    /// answer given; after a 408 (a client too slow with its head or body) it does not linger
-    /// either, as nginx after its timeouts: lingering would give a slowloris its connection
-    /// for `client_linger_ms` more.
+    /// once: the socket closes with nothing unread, which sends FIN, not a reset. A client cut
+    /// off for slowness (`cut_off`: coregate's own 408 for its head or body) is not lingered
+    /// for either, as nginx after its timeouts: lingering would give a slowloris its connection
+    /// for `client_linger_ms` more. Any other answer lingers, a 408 from an upstream included.
     ///
     /// A lingering connection counts for graceful drain, so a shutdown waits for it only up to
     /// `drain_timeout_ms` (then the shard exits and the socket is closed as before).
-    pub(super) async fn close(&mut self, shard: &Shard, timeouts: &Timeouts, status: u16) {
+    pub(super) async fn close(&mut self, shard: &Shard, timeouts: &Timeouts) {
         let pending = self.body_unread || !self.inbuf.is_empty();
-        if !pending || status == 408 || timeouts.client_linger.is_zero() {
+        if !pending || self.cut_off || timeouts.client_linger.is_zero() {
             return;
         }
         let _lingering = Lingering::new(shard);
