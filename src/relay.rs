@@ -58,7 +58,9 @@ pub struct Relay {
     min_rate: Option<MinRate>,
     /// Compression and the cache's copy (response bodies of routes that use them); `None`
     /// on plain routes: one branch per piece of body.
-    filter: Option<Filter>,
+    /// Boxed: a relay is built and moved with every request, and the filter would triple its
+    /// size for the routes that use none.
+    filter: Option<Box<Filter>>,
 }
 
 /// The slowest a body may arrive: at least `bytes_per_s` on average over every `window`.
@@ -167,13 +169,13 @@ impl Relay {
 
     /// Pass the body through `filter` (compression, the cache's copy).
     pub fn with_filter(mut self, filter: Option<Filter>) -> Relay {
-        self.filter = filter;
+        self.filter = filter.map(Box::new);
         self
     }
 
     /// The filter back, when the body is done (its tee holds the copy).
     pub fn take_filter(&mut self) -> Option<Filter> {
-        self.filter.take()
+        self.filter.take().map(|f| *f)
     }
 
     /// Body bytes sent to the sink: after compression when there is an encoder.
@@ -221,7 +223,7 @@ impl Relay {
                         &inbuf.pending()[..n],
                         self.sink,
                         (self.total, self.limit),
-                        &mut self.filter,
+                        self.filter.as_deref_mut(),
                     )?;
                     self.total += n as u64;
                     inbuf.consume(n);
@@ -237,7 +239,7 @@ impl Relay {
                         &inbuf.pending()[..n],
                         self.sink,
                         (self.total, self.limit),
-                        &mut self.filter,
+                        self.filter.as_deref_mut(),
                     )?;
                     self.total += n as u64;
                     inbuf.consume(n);
@@ -250,7 +252,7 @@ impl Relay {
                     if let Some(r) = step.data.clone() {
                         let data = &window[r];
                         let at = (self.total, self.limit);
-                        emit(out, data, self.sink, at, &mut self.filter)?;
+                        emit(out, data, self.sink, at, self.filter.as_deref_mut())?;
                         self.total += data.len() as u64;
                     }
                     inbuf.consume(step.consumed);

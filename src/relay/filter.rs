@@ -85,7 +85,7 @@ pub(super) fn emit(
     data: &[u8],
     sink: Sink,
     at: (u64, u64),
-    filter: &mut Option<Filter>,
+    filter: Option<&mut Filter>,
 ) -> Result<(), RelayError> {
     let Some(f) = filter else {
         return emit_to(out, data, sink, at.0, at.1);
