@@ -218,32 +218,14 @@ impl Relay {
                 Source::Done => return Ok(()),
                 Source::Length(remaining) => {
                     let n = (*remaining).min(inbuf.len() as u64).min(room as u64) as usize;
-                    emit(
-                        out,
-                        &inbuf.pending()[..n],
-                        self.sink,
-                        (self.total, self.limit),
-                        self.filter.as_deref_mut(),
-                    )?;
-                    self.total += n as u64;
-                    inbuf.consume(n);
                     *remaining -= n as u64;
-                    if *remaining == 0 {
+                    let done = *remaining == 0;
+                    self.pass_buffered(inbuf, out, n)?;
+                    if done {
                         self.finish(out);
                     }
                 }
-                Source::UntilClose => {
-                    let n = inbuf.len().min(room);
-                    emit(
-                        out,
-                        &inbuf.pending()[..n],
-                        self.sink,
-                        (self.total, self.limit),
-                        self.filter.as_deref_mut(),
-                    )?;
-                    self.total += n as u64;
-                    inbuf.consume(n);
-                }
+                Source::UntilClose => self.pass_buffered(inbuf, out, inbuf.len().min(room))?,
                 Source::Chunked(dec) => {
                     let pending = inbuf.pending();
                     let window = &pending[..pending.len().min(room.max(64))];
@@ -264,6 +246,26 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// Pass the first `n` bytes of `inbuf`, unframed body data, to `out`.
+    fn pass_buffered(
+        &mut self,
+        inbuf: &mut RecvBuf,
+        out: &mut Vec<u8>,
+        n: usize,
+    ) -> Result<(), RelayError> {
+        let at = (self.total, self.limit);
+        emit(
+            out,
+            &inbuf.pending()[..n],
+            self.sink,
+            at,
+            self.filter.as_deref_mut(),
+        )?;
+        self.total += n as u64;
+        inbuf.consume(n);
+        Ok(())
     }
 
     /// The source reached end of stream.
