@@ -27,7 +27,7 @@ use crate::gateway::global::{self, Links};
 use crate::gateway::rate_limit::{LeaseRequest, Limiter};
 use crate::health::Report;
 use crate::signal::Signal;
-pub use control::Control;
+pub use control::{Control, ServerRef};
 pub use inspect::{PurgeFilter, PurgeResult, ServerView, ShardView, UpstreamView};
 pub use reload::Reload;
 pub(crate) use runtime::{build_runtime, Fusion};

@@ -28,7 +28,7 @@ use tracing::{info, warn};
 
 use crate::config::{Config, Driver, Upstream, UpstreamId};
 use crate::discovery::Found;
-use crate::shard::{self, Control};
+use crate::shard::{self, Control, ServerRef};
 use members::PoolTable;
 
 /// Reports queued from shards and the DNS thread before new ones are dropped.
@@ -41,12 +41,7 @@ const BROADCAST_PATIENCE: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub enum Report {
     /// A shard saw `consecutive_failures` in a row from this server (and ejected it itself).
-    Failing {
-        gen: u64,
-        upstream: UpstreamId,
-        server: usize,
-        pool: usize,
-    },
+    Failing(ServerRef),
     /// The DNS thread: a pool's hostname resolves to a new address.
     Resolved {
         gen: u64,
@@ -104,12 +99,7 @@ async fn control_main(plan: Plan) {
             _ = plan.stop.recv_async() => break,
         };
         match report {
-            Ok(Report::Failing {
-                gen,
-                upstream,
-                server,
-                pool,
-            }) if gen == state.gen => state.eject(upstream, server, pool).await,
+            Ok(Report::Failing(at)) if at.gen == state.gen => state.eject(at).await,
             Ok(Report::Resolved { gen, pool, addr }) if gen == state.gen => {
                 state.resolved(pool, addr).await
             }
@@ -275,7 +265,12 @@ impl State {
         let (Some(check), h) = (&f.upstream.health, &f.health) else {
             return;
         };
-        let (upstream, server, pool) = (u, f.index, f.pool);
+        let at = ServerRef {
+            gen: self.gen,
+            upstream: u,
+            server: f.index,
+            pool: f.pool,
+        };
         let name = &f.upstream.name;
         if pass {
             h.fails.set(0);
@@ -283,27 +278,14 @@ impl State {
             if h.down.get() && h.passes.get() >= check.healthy_threshold {
                 h.down.set(false);
                 info!(upstream = %name, server = %address, "active check: server up");
-                self.broadcast(Control::Health {
-                    gen: self.gen,
-                    upstream,
-                    server,
-                    pool,
-                    up: true,
-                })
-                .await;
+                self.broadcast(Control::Health { at, up: true }).await;
             }
             if h.ejected_until.get().is_some_and(|t| t > Instant::now()) {
                 h.passes_ejected.set(h.passes_ejected.get() + 1);
                 if h.passes_ejected.get() >= check.healthy_threshold {
                     h.ejected_until.set(Some(Instant::now()));
                     info!(upstream = %name, server = %address, "active check: ejection ended early");
-                    self.broadcast(Control::Release {
-                        gen: self.gen,
-                        upstream,
-                        server,
-                        pool,
-                    })
-                    .await;
+                    self.broadcast(Control::Release(at)).await;
                 }
             }
         } else {
@@ -313,14 +295,7 @@ impl State {
             if !h.down.get() && h.fails.get() >= check.unhealthy_threshold {
                 h.down.set(true);
                 warn!(upstream = %name, server = %address, "active check: server down");
-                self.broadcast(Control::Health {
-                    gen: self.gen,
-                    upstream,
-                    server,
-                    pool,
-                    up: false,
-                })
-                .await;
+                self.broadcast(Control::Health { at, up: false }).await;
             }
         }
     }
@@ -328,9 +303,10 @@ impl State {
     /// A shard found a server failing: eject it node-wide, unless it already is. The n-th
     /// ejection in a row lasts n × base (at most max); each base time spent without an
     /// ejection forgives one.
-    async fn eject(&self, u: UpstreamId, server: usize, pool: usize) {
+    async fn eject(&self, failing: ServerRef) {
+        let (u, pool) = (failing.upstream, failing.pool);
         let found = self
-            .find(u, |i, s| i == server && s.pool == pool)
+            .find(u, |i, s| i == failing.server && s.pool == pool)
             .or_else(|| self.find(u, |_, s| s.pool == pool));
         let Some(f) = found else { return };
         let (Some(o), h) = (f.upstream.outlier, &f.health) else {
@@ -353,15 +329,13 @@ impl State {
         h.passes_ejected.set(0);
         warn!(upstream = %f.upstream.name, server = %f.address,
             ejection_ms = length.as_millis() as u64, ejections = n, "outlier: server ejected");
-        let (upstream, server, pool) = (u, f.index, f.pool);
-        self.broadcast(Control::Eject {
+        let at = ServerRef {
             gen: self.gen,
-            upstream,
-            server,
-            pool,
-            until,
-        })
-        .await;
+            upstream: u,
+            server: f.index,
+            pool: f.pool,
+        };
+        self.broadcast(Control::Eject { at, until }).await;
     }
 
     async fn resolved(&self, pool: usize, addr: SocketAddr) {

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::members::PoolTable;
 use super::{ClusterState, State};
 use crate::config::Config;
-use crate::shard::Control;
+use crate::shard::{Control, ServerRef};
 
 impl State {
     /// The state for `config`; `prev` (the generation before, on a reload) lends the health
@@ -66,27 +66,18 @@ impl State {
                 (c.upstream.clone(), c.health.clone())
             };
             for (server, (s, h)) in upstream.servers.iter().zip(&health).enumerate() {
-                let (gen, pool) = (self.gen, s.pool);
+                let at = ServerRef {
+                    gen: self.gen,
+                    upstream: u,
+                    server,
+                    pool: s.pool,
+                };
                 if upstream.health.is_some() {
                     let up = !h.down.get();
-                    self.broadcast(Control::Health {
-                        gen,
-                        upstream: u,
-                        server,
-                        pool,
-                        up,
-                    })
-                    .await;
+                    self.broadcast(Control::Health { at, up }).await;
                 }
                 if let Some(until) = h.ejected_until.get().filter(|&t| t > now) {
-                    self.broadcast(Control::Eject {
-                        gen,
-                        upstream: u,
-                        server,
-                        pool,
-                        until,
-                    })
-                    .await;
+                    self.broadcast(Control::Eject { at, until }).await;
                 }
             }
         }

@@ -19,7 +19,7 @@ use crate::http::response::ResponseHead;
 use crate::http::BodyKind;
 use crate::metrics::ServerStats;
 use crate::relay::Relay;
-use crate::shard::{Shard, Snapshot};
+use crate::shard::{ServerRef, Shard, Snapshot};
 use crate::upstream::retry::{self, Failure};
 use crate::upstream::{self, TlsTarget, UpstreamConn};
 
@@ -179,12 +179,12 @@ impl Cluster<'_> {
             );
             let pool = self.upstream.servers[server].pool;
             self.cluster.stats(server).c.ejections.inc();
-            self.shard.report(Report::Failing {
+            self.shard.report(Report::Failing(ServerRef {
                 gen: self.snap.gen,
                 upstream,
                 server,
                 pool,
-            });
+            }));
         }
     }
 }

@@ -12,38 +12,31 @@ use crate::balancer::ServerState;
 use crate::config::{Upstream, UpstreamId};
 use crate::metrics::Families;
 
-/// Messages to a shard. A server is named by its index in the control thread's membership
-/// of the cluster and by its pool; a shard whose membership differs finds it by the pool.
-/// Health, address and membership updates name the config generation their indexes belong
-/// to; a shard running another generation ignores them (the control thread sends the full
-/// state again after a reload).
+/// A server as the control thread and the shards name it to each other: its index in the
+/// control thread's membership of cluster `upstream` and its pool (a shard whose membership
+/// differs finds it by the pool), under config generation `gen` (a shard or control thread
+/// running another generation ignores the message; the control thread sends the full state
+/// again after a reload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerRef {
+    pub gen: u64,
+    pub upstream: UpstreamId,
+    pub server: usize,
+    pub pool: usize,
+}
+
+/// Messages to a shard. Health updates name their server by `ServerRef`; address and
+/// membership updates name their config generation too.
 #[derive(Debug, Clone)]
 pub enum Control {
     /// Stop accepting, finish in-flight requests (up to the drain timeout), then exit.
     Shutdown,
     /// The active check's verdict on a server changed.
-    Health {
-        gen: u64,
-        upstream: UpstreamId,
-        server: usize,
-        pool: usize,
-        up: bool,
-    },
+    Health { at: ServerRef, up: bool },
     /// Passive health: the server is ejected until then, node-wide.
-    Eject {
-        gen: u64,
-        upstream: UpstreamId,
-        server: usize,
-        pool: usize,
-        until: Instant,
-    },
+    Eject { at: ServerRef, until: Instant },
     /// The ejection ends early: the active check saw the server healthy.
-    Release {
-        gen: u64,
-        upstream: UpstreamId,
-        server: usize,
-        pool: usize,
-    },
+    Release(ServerRef),
     /// A hostname's address changed (`Config::pools` index).
     Resolved {
         gen: u64,
@@ -78,47 +71,26 @@ impl Shard {
     pub fn apply(&self, msg: Control) {
         let now = Instant::now();
         let snap = self.snapshot();
-        let with = |gen: u64,
-                    upstream: UpstreamId,
-                    server: usize,
-                    pool: usize,
-                    f: &dyn Fn(&ServerState)| {
-            if gen != snap.gen {
+        let with = |at: ServerRef, f: &dyn Fn(&ServerState)| {
+            if at.gen != snap.gen {
                 return;
             }
-            let Some(c) = snap.cluster(upstream) else {
+            let Some(c) = snap.cluster(at.upstream) else {
                 return;
             };
             let servers = &c.upstream.servers;
-            let i = match servers.get(server) {
-                Some(s) if s.pool == pool => Some(server),
-                _ => servers.iter().position(|s| s.pool == pool),
+            let i = match servers.get(at.server) {
+                Some(s) if s.pool == at.pool => Some(at.server),
+                _ => servers.iter().position(|s| s.pool == at.pool),
             };
             if let Some(s) = i.and_then(|i| c.lb.server(i)) {
                 f(s);
             }
         };
         match msg {
-            Control::Health {
-                gen,
-                upstream,
-                server,
-                pool,
-                up,
-            } => with(gen, upstream, server, pool, &|s| s.set_up(up, now)),
-            Control::Eject {
-                gen,
-                upstream,
-                server,
-                pool,
-                until,
-            } => with(gen, upstream, server, pool, &|s| s.eject(until)),
-            Control::Release {
-                gen,
-                upstream,
-                server,
-                pool,
-            } => with(gen, upstream, server, pool, &|s| s.release(now)),
+            Control::Health { at, up } => with(at, &|s| s.set_up(up, now)),
+            Control::Eject { at, until } => with(at, &|s| s.eject(until)),
+            Control::Release(at) => with(at, &|s| s.release(now)),
             Control::Resolved { gen, pool, addr } if gen == snap.gen => {
                 snap.pools.set_addr(pool, addr)
             }
