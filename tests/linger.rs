@@ -187,9 +187,18 @@ respond = { status = 200, body = \"ok\" }\n\
     let took = closed_after(&proxy, baseline, Instant::now());
     assert!(took < Duration::from_secs(2), "closed after {took:?}");
 
+    let r = answered_and_lingering(&proxy, "/static", baseline);
+    assert_eq!(r.status, 200);
+}
+
+/// Send `GET path` with `Connection: close` and a second request pipelined behind it; check
+/// that the answer ends the connection (FIN, the second request is not served) and that
+/// coregate lingers on it (it holds more sockets than `baseline`). Returns the answer.
+fn answered_and_lingering(proxy: &Proxy, path: &str, baseline: usize) -> Response {
     let mut c = Client::connect(proxy.addr());
-    c.send(b"GET /static HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /static HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert_eq!(c.read_response(false).unwrap().status, 200);
+    let first = format!("GET {path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    c.send(format!("{first}GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes());
+    let r = c.read_response(false).unwrap();
     assert!(
         c.is_closed(),
         "FIN after the first answer; the second request is not served"
@@ -198,6 +207,7 @@ respond = { status = 200, body = \"ok\" }\n\
         socket_count(proxy.pid()) > baseline,
         "pipelined bytes were pending: the connection lingers"
     );
+    r
 }
 
 /// A client cut off for slowness (408 at `client_header_ms`) is closed at once, without
@@ -214,9 +224,9 @@ fn client_cut_off_with_408_does_not_linger() {
     assert!(took < Duration::from_secs(2), "closed after {took:?}");
 }
 
-/// A 408 that is not coregate's own (here a route's direct answer; an upstream's is the same)
-/// cuts no client off: with a pipelined request pending, the connection lingers as after any
-/// other answer, so the 408 is not lost to a reset.
+/// A 408 that coregate did not decide (a route's direct answer, an upstream's answer) cuts no
+/// client off: with a pipelined request pending, the connection lingers as after any other
+/// answer, so the 408 is not lost to a reset.
 #[test]
 fn a_408_coregate_did_not_decide_lingers_like_any_answer() {
     let (_origin, proxy) = proxy(
@@ -225,14 +235,28 @@ respond = { status = 408, body = \"bye\" }\n\
 [timeouts]\nclient_linger_idle_ms = 60000\n",
     );
     let baseline = socket_count(proxy.pid());
-    let mut c = Client::connect(proxy.addr());
-    c.send(b"GET /gone HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\nGET /gone HTTP/1.1\r\nHost: h\r\n\r\n");
-    let r = c.read_response(false).unwrap();
+    let r = answered_and_lingering(&proxy, "/gone", baseline);
     assert_eq!((r.status, r.text().as_str()), (408, "bye"));
-    assert!(c.is_closed(), "FIN after the answer");
-    assert!(
-        socket_count(proxy.pid()) > baseline,
-        "pipelined bytes were pending: the connection lingers"
+
+    let origin = Origin::start(|_| Reply::Bytes(response(408, &[], b"late")));
+    let proxy = Proxy::start(&simple_config(
+        &[origin.addr],
+        "[server]\nworkers = 1\n[timeouts]\nclient_linger_idle_ms = 60000\n",
+    ));
+    // One request first, so that the pooled upstream connection is in the baseline (one
+    // shard: the next client finds it in the same pool).
+    let before = socket_count(proxy.pid());
+    let r = Client::connect(proxy.addr())
+        .request("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 408);
+    let baseline = before + 1;
+    closed_after(&proxy, baseline, Instant::now());
+    let r = answered_and_lingering(&proxy, "/", baseline);
+    assert_eq!((r.status, r.text().as_str()), (408, "late"));
+    assert_eq!(
+        origin.connections(),
+        1,
+        "the upstream connection was reused"
     );
 }
 
