@@ -300,12 +300,17 @@ def breakdown(data, cpu_us):
 
 
 def syscalls(counts):
-    """System calls the proxy's processes made, from a `perf stat -x,` output file."""
-    for line in open(counts):
+    """System calls the proxy's processes made, from a `perf stat -x,` output file (NaN when
+    perf could not count them, for example without access to the tracepoint)."""
+    try:
+        lines = open(counts).readlines()
+    except FileNotFoundError:
+        return float("nan")
+    for line in lines:
         fields = line.split(",")
         if len(fields) > 2 and fields[2] == "raw_syscalls:sys_enter" and fields[0].isdigit():
             return int(fields[0])
-    return 0
+    return float("nan")
 
 
 def one_run(name, mode, scenario, work, args):
@@ -330,6 +335,8 @@ def one_run(name, mode, scenario, work, args):
         perf = stat = None
         if args.breakdown and mode == "pinned":
             data, counts = os.path.join(work, "perf.data"), os.path.join(work, "perf.stat")
+            if os.path.exists(counts):
+                os.remove(counts)  # a failed count must not read the previous run's
             pids = ",".join(map(str, tree_pids(proxy.pid)))
             perf = subprocess.Popen(["perf", "record", "-q", "-o", data, "-p", pids, "-g", "--",
                                      "sleep", str(args.duration)],
