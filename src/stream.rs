@@ -76,6 +76,25 @@ impl Stream {
         matches!(self, Stream::Tls(_) | Stream::TlsUp(_))
     }
 
+    /// The answer about to be written is the connection's last, and all of it is at hand:
+    /// hold it in the kernel (TCP_CORK) until the socket is shut or closed, so the FIN leaves
+    /// in the answer's last segment. Closing then costs the client one segment less to
+    /// receive and none to acknowledge: 9 segments per `Connection: close` request in all
+    /// instead of 11 (README, Performance). Whole segments still go at once; only the tail
+    /// waits.
+    ///
+    /// The caller closes the connection after this answer (a lingering close shuts the write
+    /// side first, which sends the tail too). Were it to go on instead, the kernel would send
+    /// the tail within about 200 ms (its window probe), late but not lost. Plain TCP only:
+    /// a TLS stream does not lend its socket.
+    pub fn hold_for_close(&self) {
+        if let Stream::Tcp(tcp) = self {
+            // The socket lives as long as `tcp`, which the borrow holds. A failure changes
+            // nothing but the segment count.
+            let _ = socket2_rawfd::SockRef::from(tcp).set_cork(true);
+        }
+    }
+
     /// Split into halves that can read and write at the same time. `None` for a TLS stream
     /// poisoned by a cancelled operation, or a closed one.
     pub fn into_split(self) -> Option<(ReadHalf, WriteHalf)> {
@@ -239,5 +258,48 @@ impl AsyncWriteRent for Stream {
             Stream::TlsUp(t) => Box::pin(t.stream.shutdown()).await,
             Stream::Closed => Err(closed()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{ErrorKind, Read};
+    use std::time::Duration;
+
+    use monoio::io::AsyncWriteRentExt;
+
+    use super::*;
+
+    /// A held answer stays in the kernel until the socket closes, then arrives with the end of
+    /// the stream. Without the hold, the first write of a connection leaves at once.
+    #[test]
+    fn a_held_answer_leaves_with_the_close() {
+        const ANSWER: &[u8] =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        let mut rt = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut stream = Stream::from(TcpStream::from_std(accepted).unwrap());
+            stream.hold_for_close();
+            let (res, _) = stream.write_all(ANSWER.to_vec()).await;
+            assert_eq!(res.unwrap(), ANSWER.len());
+            let mut byte = [0u8; 1];
+            let early = client.read(&mut byte);
+            assert!(
+                matches!(&early, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+                "the answer left before the close: {early:?}"
+            );
+            drop(stream);
+        });
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert_eq!(got, ANSWER);
     }
 }

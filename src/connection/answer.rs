@@ -28,7 +28,7 @@ impl Conn {
         let close = !self.take_request(head, shard);
         self.out.clear();
         resp.write_with(&mut self.out, &[extra], close, head.method == Method::Head);
-        self.send_out(cfg).await && !close
+        self.send_out(cfg, close).await && !close
     }
 
     /// The one writer of answers the phases give (204 preflight, 401, 403, 405, 429): the
@@ -53,7 +53,7 @@ impl Conn {
             !keep,
             head.method == Method::Head,
         );
-        self.send_out(cfg).await && keep
+        self.send_out(cfg, !keep).await && keep
     }
 
     /// Fan out to the aggregate's parts and answer one JSON object.
@@ -97,7 +97,7 @@ impl Conn {
             !keep,
             head.method == Method::Head,
         );
-        self.send_out(cfg).await && keep
+        self.send_out(cfg, !keep).await && keep
     }
 
     /// Answer an error for a request whose head is still in the buffer.
@@ -130,7 +130,7 @@ impl Conn {
         self.out.clear();
         self.out
             .extend_from_slice(canned::error(status).bytes(close, head_only));
-        self.send_out(cfg).await && !close
+        self.send_out(cfg, close).await && !close
     }
 
     /// Take the request out of the input buffer for an answer coregate writes itself: its head,
@@ -144,7 +144,11 @@ impl Conn {
     }
 
     /// Write the answer in `self.out` to the client within `client_send`; whether it all went.
-    pub(super) async fn send_out(&mut self, cfg: &Config) -> bool {
+    /// `last`: the connection closes after it, and the FIN goes with it (`hold_for_close`).
+    pub(super) async fn send_out(&mut self, cfg: &Config, last: bool) -> bool {
+        if last {
+            self.stream.hold_for_close();
+        }
         relay::write_all_timed(
             &mut self.stream,
             &mut self.out,

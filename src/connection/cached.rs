@@ -191,6 +191,9 @@ impl Conn {
             out.extend_from_slice(&entry.body[..body_bytes]);
         }
         let send = cfg.timeouts.client_send;
+        if !keep {
+            self.stream.hold_for_close();
+        }
         let mut sent =
             relay::write_all_timed(&mut self.stream, &mut self.out, send, &mut self.timer)
                 .await

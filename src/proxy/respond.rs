@@ -119,6 +119,9 @@ pub(super) async fn send_response(
         .map_err(response_body_error)?;
     ex.response_started = true;
     ex.outcome.body_bytes = body.sent();
+    if close && body.is_done() {
+        conn.stream.hold_for_close();
+    }
     let deadline = monoio::time::Instant::from_std(ex.clock + t.client_send);
     let (inbuf, out, timer) = (&mut up.buf, &mut conn.out, &mut conn.timer);
     relay::write_staged(staged, inbuf, out, &mut conn.stream, deadline, timer)
