@@ -106,6 +106,18 @@ def tcp_out_segments():
     return int(rows[1][rows[0].index("OutSegs")])
 
 
+def busy_ticks():
+    """Busy clock ticks of each CPU so far (/proc/stat: all but idle and iowait)."""
+    out = []
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *ticks = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                t = list(map(int, ticks))
+                out.append(sum(t) - t[3] - t[4])
+    return out
+
+
 def origin_accepts():
     text = urllib.request.urlopen(f"http://127.0.0.1:{ORIGIN_STATUS}/status", timeout=2).read().decode()
     # "Active connections: N \nserver accepts handled requests\n A H R \n..."
@@ -345,16 +357,24 @@ def one_run(name, mode, scenario, work, args):
                                      "raw_syscalls:sys_enter", "-p", pids, "--",
                                      "sleep", str(args.duration)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        busy0, t0 = busy_ticks(), time.monotonic()
         out = subprocess.run(
             taskset(load_cpus) + ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s",
                                   "--latency", *extra, url],
             capture_output=True, text=True, check=True).stdout
+        busy1, t1 = busy_ticks(), time.monotonic()
         cpu1, segs1 = cpu_seconds(proxy.pid), tcp_out_segments()
         accepts1 = origin_accepts()
         r = parse_wrk(out)
         reqs = max(r["reqs"], 1)
         r["cpu_us"] = (cpu1 - cpu0) * 1e6 / reqs
         r["segments"] = (segs1 - segs0) / reqs
+        # Cores kept busy: by the proxy, and by everything else (wrk, the origins, the kernel's
+        # work on their behalf). In pinned mode the rest is CPU 1: near 1.00, the load side is
+        # saturated and caps req/s whatever the proxy costs.
+        machine = sum(b - a for a, b in zip(busy0, busy1)) / CLK_TCK / (t1 - t0)
+        r["proxy_cores"] = (cpu1 - cpu0) / (t1 - t0)
+        r["load_cores"] = machine - r["proxy_cores"]
         if perf:
             perf.wait()
             stat.wait()
@@ -405,8 +425,9 @@ def main():
           f"wrk -t1 -c{args.connections} -d{args.duration}s, median of {args.runs} interleaved runs.\n")
     for mode in modes:
         print(f"**{mode}** ({'1 worker on CPU 0; wrk and origins on CPU 1' if mode == 'pinned' else '2 workers, nothing pinned'})\n")
-        print("| scenario | proxy | req/s | p50 ms | p99 ms | CPU µs/req | µs/req ÷ best peer | upstream conns | errors |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| scenario | proxy | req/s | p50 ms | p99 ms | CPU µs/req | µs/req ÷ best peer | upstream conns "
+              "| errors | cores busy: proxy / rest |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for scenario in scenarios:
             peers = [med(results[(mode, scenario, p)], "cpu_us") for p in proxies
                      if p != "coregate" and (mode, scenario, p) in results]
@@ -416,7 +437,8 @@ def main():
                 c = med(rs, "cpu_us")
                 print(f"| {SCENARIOS[scenario][0]} | {name} | {med(rs, 'rps'):.0f} | {med(rs, 'p50'):.2f} | "
                       f"{med(rs, 'p99'):.2f} | {c:.1f} | {c / best:.2f} | {med(rs, 'upstream_conns'):.0f} | "
-                      f"{sum(x['errors'] for x in rs)} |")
+                      f"{sum(x['errors'] for x in rs)} | "
+                      f"{med(rs, 'proxy_cores'):.2f} / {med(rs, 'load_cores'):.2f} |")
         print()
         if args.breakdown and mode == "pinned":
             print("**where the CPU goes** (pinned; µs/req and share of the proxy's perf samples, median of runs)\n")
