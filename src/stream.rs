@@ -84,9 +84,9 @@ impl Stream {
     /// waits.
     ///
     /// The caller closes the connection after this answer (a lingering close shuts the write
-    /// side first, which sends the tail too). Were it to go on instead, the kernel would send
-    /// the tail within about 200 ms (its window probe), late but not lost. Plain TCP only:
-    /// a TLS stream does not lend its socket.
+    /// side first, which sends the tail too); `Conn::hold_last_answer` decides when. Were it to
+    /// go on instead, the kernel would send the tail within about 200 ms (its window probe),
+    /// late but not lost. Plain TCP only: a TLS stream does not lend its socket.
     pub fn hold_for_close(&self) {
         if let Stream::Tcp(tcp) = self {
             // The socket lives as long as `tcp`, which the borrow holds. A failure changes

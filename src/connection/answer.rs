@@ -144,10 +144,10 @@ impl Conn {
     }
 
     /// Write the answer in `self.out` to the client within `client_send`; whether it all went.
-    /// `last`: the connection closes after it, and the FIN goes with it (`hold_for_close`).
+    /// `last`: the connection closes after it, and the FIN goes with it (`hold_last_answer`).
     pub(super) async fn send_out(&mut self, cfg: &Config, last: bool) -> bool {
         if last {
-            self.stream.hold_for_close();
+            self.hold_last_answer(&cfg.timeouts);
         }
         relay::write_all_timed(
             &mut self.stream,

@@ -14,7 +14,6 @@ use crate::compress;
 use crate::config::Config;
 use crate::gateway::ctx::CacheStatus;
 use crate::http::request::{Method, RequestHead};
-use crate::relay;
 use crate::router::Route;
 use crate::shard::Shard;
 
@@ -190,15 +189,9 @@ impl Conn {
         if inline {
             out.extend_from_slice(&entry.body[..body_bytes]);
         }
-        let send = cfg.timeouts.client_send;
-        if !keep {
-            self.stream.hold_for_close();
-        }
-        let mut sent =
-            relay::write_all_timed(&mut self.stream, &mut self.out, send, &mut self.timer)
-                .await
-                .is_ok();
+        let mut sent = self.send_out(cfg, !keep).await;
         if sent && !inline {
+            let send = cfg.timeouts.client_send;
             sent = write_body(&mut self.stream, &mut self.timer, entry, send).await;
         }
         (sent && keep, body_bytes as u64)

@@ -22,6 +22,23 @@ const LINGER_BYTES_MAX: u64 = 16 * 1024 * 1024;
 const LINGER_READ_BYTES: usize = 4096;
 
 impl Conn {
+    /// The client may still be sending: the current request's body was not read in full, or
+    /// bytes after it (a pipelined request, a refused head) are buffered.
+    fn input_pending(&self) -> bool {
+        self.body_unread || !self.inbuf.is_empty()
+    }
+
+    /// The answer about to be written is the connection's last: hold it so its FIN leaves
+    /// with it (`Stream::hold_for_close`). Not when closing will reset the connection (input
+    /// pending, and no lingering: coregate's own 408, or `client_linger_ms = 0`): a reset
+    /// discards what the kernel still holds, where an answer already sent may yet be read.
+    pub(crate) fn hold_last_answer(&self, timeouts: &Timeouts) {
+        if self.input_pending() && (self.cut_off || timeouts.client_linger.is_zero()) {
+            return;
+        }
+        self.stream.hold_for_close();
+    }
+
     /// End the connection after an answer. When the client may still be sending — the current
     /// request's body was not read in full, or bytes after it (a pipelined request, a refused
     /// head) are buffered — shut the write side (TCP FIN; TLS close_notify then FIN) and
@@ -36,8 +53,7 @@ impl Conn {
     /// A lingering connection counts for graceful drain, so a shutdown waits for it only up to
     /// `drain_timeout_ms` (then the shard exits and the socket is closed as before).
     pub(super) async fn close(&mut self, shard: &Shard, timeouts: &Timeouts) {
-        let pending = self.body_unread || !self.inbuf.is_empty();
-        if !pending || self.cut_off || timeouts.client_linger.is_zero() {
+        if !self.input_pending() || self.cut_off || timeouts.client_linger.is_zero() {
             return;
         }
         let _lingering = Lingering::new(shard);

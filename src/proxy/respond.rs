@@ -120,7 +120,7 @@ pub(super) async fn send_response(
     ex.response_started = true;
     ex.outcome.body_bytes = body.sent();
     if close && body.is_done() {
-        conn.stream.hold_for_close();
+        conn.hold_last_answer(t);
     }
     let deadline = monoio::time::Instant::from_std(ex.clock + t.client_send);
     let (inbuf, out, timer) = (&mut up.buf, &mut conn.out, &mut conn.timer);
