@@ -18,8 +18,16 @@ epoll, scheduling) and user space, and counts the system calls the proxy made pe
 (`perf stat -e raw_syscalls:sys_enter`) and the TCP segments sent on the machine per request
 (/proc/net/snmp OutSegs: the load generator's, the proxy's and the origins' together).
 
+--pace-ms N: each wrk connection waits N ms after every response before its next request, so
+every proxy is offered about the same load (64 connections / (N ms + latency)) instead of all it
+can take. Per-request CPU depends on load (a busier process handles more events per wake-up), and
+without pacing the fastest proxy is the least busy one; paced, all run at the same rate.
+
+Under each table, the per-run ratios: each coregate run ÷ the better peer of the same round.
+
 Usage: scripts/compare.sh [--duration 10] [--runs 3] [--modes pinned,shared] [--breakdown]
                           [--scenarios ka100,ka16k,close100,tls100] [--proxies coregate,nginx,haproxy]
+                          [--pace-ms N]
 """
 
 import argparse
@@ -325,6 +333,14 @@ def syscalls(counts):
     return float("nan")
 
 
+def pace_script(work, ms):
+    """A wrk script that makes each connection wait `ms` after every response."""
+    path = os.path.join(work, "pace.lua")
+    with open(path, "w") as f:
+        f.write(f"function delay() return {ms} end\n")
+    return path
+
+
 def one_run(name, mode, scenario, work, args):
     workers = 1 if mode == "pinned" else 2
     proxy_cpus = "0" if mode == "pinned" else None
@@ -332,6 +348,8 @@ def one_run(name, mode, scenario, work, args):
     proxy = Proc(PROXIES[name](work, workers), proxy_cpus, os.path.join(work, f"{name}.log"))
     try:
         _, scheme, path, extra = SCENARIOS[scenario]
+        if args.pace_ms:
+            extra = [*extra, "-s", pace_script(work, args.pace_ms)]
         port = PROXY_TLS_PORT if scheme == "https" else PROXY_PORT
         url = f"{scheme}://127.0.0.1:{port}{path}"
         try:
@@ -394,6 +412,8 @@ def main():
     ap.add_argument("--modes", default="pinned,shared")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--proxies", default=",".join(PROXIES))
+    ap.add_argument("--pace-ms", type=int, default=0,
+                    help="each connection waits this long between requests (same load for all)")
     ap.add_argument("--breakdown", action="store_true",
                     help="pinned mode: split CPU µs/req into kernel TCP/IP, other kernel, user (perf)")
     args = ap.parse_args()
@@ -421,8 +441,9 @@ def main():
     med = lambda rs, k: statistics.median(x[k] for x in rs)
     cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
                          capture_output=True, text=True).stdout.strip()
+    pace = f", each connection pausing {args.pace_ms} ms between requests" if args.pace_ms else ""
     print(f"\nMachine: {os.cpu_count()} vCPU ({cpu}), kernel {os.uname().release}. "
-          f"wrk -t1 -c{args.connections} -d{args.duration}s, median of {args.runs} interleaved runs.\n")
+          f"wrk -t1 -c{args.connections} -d{args.duration}s{pace}, median of {args.runs} interleaved runs.\n")
     for mode in modes:
         print(f"**{mode}** ({'1 worker on CPU 0; wrk and origins on CPU 1' if mode == 'pinned' else '2 workers, nothing pinned'})\n")
         print("| scenario | proxy | req/s | p50 ms | p99 ms | CPU µs/req | µs/req ÷ best peer | upstream conns "
@@ -440,6 +461,12 @@ def main():
                       f"{sum(x['errors'] for x in rs)} | "
                       f"{med(rs, 'proxy_cores'):.2f} / {med(rs, 'load_cores'):.2f} |")
         print()
+        if "coregate" in proxies and len(proxies) > 1:
+            rounds = []
+            for scenario in scenarios:
+                per_run = paired_ratios(results, mode, scenario, proxies)
+                rounds.append(f"{SCENARIOS[scenario][0]} {', '.join(f'{x:.2f}' for x in per_run)}")
+            print(f"Per run, coregate ÷ the better peer of the same round: {'; '.join(rounds)}.\n")
         if args.breakdown and mode == "pinned":
             print("**where the CPU goes** (pinned; µs/req and share of the proxy's perf samples, median of runs)\n")
             print("| scenario | proxy | CPU µs/req | kernel TCP/IP | other kernel | user space "
@@ -455,6 +482,13 @@ def main():
                     print(f"| {SCENARIOS[scenario][0]} | {name} | {c:.1f} | {cells} | "
                           f"{med(rs, 'segments'):.2f} | {med(rs, 'syscalls'):.2f} |")
             print()
+
+
+def paired_ratios(results, mode, scenario, proxies):
+    """CPU µs/req of each coregate run ÷ that of the better peer in the same round."""
+    ours = results[(mode, scenario, "coregate")]
+    peers = [results[(mode, scenario, p)] for p in proxies if p != "coregate"]
+    return [ours[i]["cpu_us"] / min(p[i]["cpu_us"] for p in peers) for i in range(len(ours))]
 
 
 if __name__ == "__main__":
