@@ -2,7 +2,8 @@
 //! answer, never a reset; lingering ends after `client_linger_idle_ms` of silence or
 //! `client_linger_ms` in all; a complete `Connection: close` request and a client cut off with
 //! 408 do not linger (a 408 coregate did not decide does); a graceful shutdown waits for a
-//! lingering connection only up to `drain_timeout_ms`.
+//! lingering connection only up to `drain_timeout_ms`; with lingering off, the answer is not
+//! held for the FIN, since the reset would discard it.
 
 mod support;
 
@@ -105,6 +106,21 @@ fn without_lingering_the_whole_body_client_is_reset() {
         })
         .count();
     assert!(reset > 0, "no upload was reset without lingering");
+}
+
+/// Without lingering, closing with unread input resets the connection, and a reset discards
+/// what the kernel still holds to send. So the 413 is not held back to leave with the FIN (as a
+/// connection's last answer otherwise is) but sent when written: a client that reads while it
+/// uploads gets all of it before the reset.
+#[test]
+fn without_lingering_the_answer_still_arrives_before_the_reset() {
+    let (_origin, proxy) = proxy("[timeouts]\nclient_linger_ms = 0\n");
+    for round in 0..ROUNDS {
+        let (mut c, sender) = upload(proxy.addr(), 8 * 1024 * 1024);
+        assert_complete_413(c.read_response(false), round);
+        drop(c);
+        let _ = sender.join();
+    }
 }
 
 /// Open sockets of the proxy: `baseline` plus the lingering one until it closes. Returns how
