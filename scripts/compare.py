@@ -21,7 +21,8 @@ epoll, scheduling) and user space, and counts the system calls the proxy made pe
 --pace-ms N: each wrk connection waits N ms after every response before its next request, so
 every proxy is offered about the same load (64 connections / (N ms + latency)) instead of all it
 can take. Per-request CPU depends on load (a busier process handles more events per wake-up), and
-without pacing the fastest proxy is the least busy one; paced, all run at the same rate.
+unpaced, when the load generator is the bottleneck, the fastest proxy is the least busy one;
+paced, all run at about the same rate.
 
 Under each table, the per-run ratios: each coregate run ÷ the better peer of the same round.
 
@@ -417,6 +418,8 @@ def main():
     ap.add_argument("--breakdown", action="store_true",
                     help="pinned mode: split CPU µs/req into kernel TCP/IP, other kernel, user (perf)")
     args = ap.parse_args()
+    if args.pace_ms < 0:
+        ap.error("--pace-ms must be 0 (no pacing) or a number of milliseconds")
     modes, scenarios, proxies = args.modes.split(","), args.scenarios.split(","), args.proxies.split(",")
 
     sh(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
