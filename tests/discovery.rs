@@ -102,12 +102,10 @@ fn servers_file_changes_under_load_fail_no_request() {
 
 /// Two origins on one port, at 127.0.0.1 and 127.0.0.2 (one name, two A records).
 fn two_addresses() -> (Origin, Origin) {
-    let a = Origin::fixed("a", "x");
-    let b_addr = format!("127.0.0.2:{}", a.addr.port()).parse().unwrap();
-    let b = Origin::start_on(b_addr, |_| {
-        Reply::Bytes(response(200, &[("X-Origin", "b")], b"x"))
-    });
-    (a, b)
+    Origin::pair_on_one_port(
+        |_| Reply::Bytes(response(200, &[("X-Origin", "a")], b"x")),
+        |_| Reply::Bytes(response(200, &[("X-Origin", "b")], b"x")),
+    )
 }
 
 #[test]

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -54,12 +53,11 @@ struct TwoHosts {
 /// `TwoHosts`, or `None` (said on stderr) where mount namespaces are not available to this
 /// user.
 fn two_hosts(tag: &str) -> Option<TwoHosts> {
-    let a = Origin::fixed("a", "x");
+    let (a, b) = Origin::pair_on_one_port(
+        |_| Reply::Bytes(response(200, &[("X-Origin", "a")], b"x")),
+        |_| Reply::Bytes(response(200, &[("X-Origin", "b")], b"x")),
+    );
     let port = a.addr.port();
-    let b_addr: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
-    let b = Origin::start_on(b_addr, |_| {
-        Reply::Bytes(response(200, &[("X-Origin", "b")], b"x"))
-    });
     let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let hosts = dir.join("hosts");

@@ -87,6 +87,34 @@ impl Origin {
         handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
     ) -> Origin {
         let listener = TcpListener::bind(addr).expect("bind origin");
+        Origin::on_listener(listener, handler)
+    }
+
+    /// Two origins on one port, at 127.0.0.1 and 127.0.0.2 (one name, two addresses). The
+    /// port comes from `bind(0)` on the first address; another test's origin can still hold it
+    /// on the second (a dropped origin's listener closes a moment later, on its own thread), so
+    /// a port taken there is given back and another one tried.
+    pub fn pair_on_one_port(
+        a: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+        b: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> (Origin, Origin) {
+        for _ in 0..50 {
+            let first = TcpListener::bind("127.0.0.1:0").expect("bind origin");
+            let port = first.local_addr().unwrap().port();
+            if let Ok(second) = TcpListener::bind(("127.0.0.2", port)) {
+                return (
+                    Origin::on_listener(first, a),
+                    Origin::on_listener(second, b),
+                );
+            }
+        }
+        panic!("no port free on both 127.0.0.1 and 127.0.0.2 in 50 tries");
+    }
+
+    fn on_listener(
+        listener: TcpListener,
+        handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> Origin {
         let origin = Origin {
             addr: listener.local_addr().unwrap(),
             received: Arc::new(Mutex::new(Vec::new())),
