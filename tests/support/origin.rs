@@ -238,9 +238,19 @@ impl Origin {
 }
 
 impl Drop for Origin {
+    /// Close the listener before returning (waiting up to 2 s for the accept loop to see the
+    /// wake-up), so that its port is free again for the next `bind(0)` of a test running in
+    /// parallel, as it would be were the origin's process gone.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(self.addr); // wake the accept loop
+        let Some(acceptor) = self.acceptor.get_mut().ok().and_then(|a| a.take()) else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !acceptor.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 
