@@ -91,9 +91,9 @@ impl Origin {
     }
 
     /// Two origins on one port, at 127.0.0.1 and 127.0.0.2 (one name, two addresses). The
-    /// port comes from `bind(0)` on the first address; another test's origin can still hold it
-    /// on the second (a dropped origin's listener closes a moment later, on its own thread), so
-    /// a port taken there is given back and another one tried.
+    /// port comes from `bind(0)` on the first address, which says nothing of the second: a
+    /// test running in parallel can hold it there (one of these pairs, or an origin whose drop
+    /// gave up waiting), so a port taken there is given back and another one tried.
     pub fn pair_on_one_port(
         a: impl Fn(&Received) -> Reply + Send + Sync + 'static,
         b: impl Fn(&Received) -> Reply + Send + Sync + 'static,
