@@ -456,6 +456,8 @@ def main():
             peers = [med(results[(mode, scenario, p)], "cpu_us") for p in proxies
                      if p != "coregate" and (mode, scenario, p) in results]
             best = min(peers) if peers else float("nan")
+            if not best > 0:
+                best = float("nan")  # a peer that served nothing: no ratio, not a crash
             for name in proxies:
                 rs = results[(mode, scenario, name)]
                 c = med(rs, "cpu_us")
@@ -491,7 +493,12 @@ def paired_ratios(results, mode, scenario, proxies):
     """CPU µs/req of each coregate run ÷ that of the better peer in the same round."""
     ours = results[(mode, scenario, "coregate")]
     peers = [results[(mode, scenario, p)] for p in proxies if p != "coregate"]
-    return [ours[i]["cpu_us"] / min(p[i]["cpu_us"] for p in peers) for i in range(len(ours))]
+    ratios = []
+    for i, run in enumerate(ours):
+        best = min(p[i]["cpu_us"] for p in peers)
+        # A peer that served nothing can show 0 CPU: no ratio, not a crash after the whole run.
+        ratios.append(run["cpu_us"] / best if best > 0 else float("nan"))
+    return ratios
 
 
 if __name__ == "__main__":
