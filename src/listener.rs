@@ -19,6 +19,10 @@ use crate::signal::Signal;
 
 const BACKLOG: i32 = 4096;
 
+/// The wait in `close`: long enough for the runtime to park once (monoio's timer counts whole
+/// milliseconds), which is when queued operations reach the kernel.
+const CLOSE_TURN: Duration = Duration::from_millis(1);
+
 /// Bind `count` sockets sharing `addr` with SO_REUSEPORT; returns them and the bound address
 /// (with the real port when `addr` asked for port 0).
 pub fn bind_shared(addr: SocketAddr, count: usize) -> io::Result<(Vec<StdListener>, SocketAddr)> {
@@ -55,6 +59,18 @@ fn socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
         s.set_quickack(false)?;
     }
     Ok(s)
+}
+
+/// Close a listener so that its port is free when this returns. With io_uring, dropping a
+/// listener only queues the cancel of its pending accept and the close; they reach the kernel at
+/// the driver's next turn. A runtime that ended first would leave the socket to the kernel's
+/// teardown of the ring, which finishes after the process has exited: for a few milliseconds the
+/// port would stay bound, and a restart that binds at once (`systemctl restart`, a script's
+/// kill-then-start) would fail with "address in use" (1 start in 5 in such a loop before this).
+/// `tests/restart.rs`.
+pub async fn close(listener: TcpListener) {
+    drop(listener);
+    monoio::time::sleep(CLOSE_TURN).await;
 }
 
 /// What a connection needs to know about the listener it came from.
@@ -99,6 +115,7 @@ pub async fn accept_loop(shard: Rc<Shard>, id: u64, std: StdListener, stop: Rc<S
             return;
         }
     };
+    shard.listening_started();
     loop {
         let accepted = monoio::select! {
             r = listener.accept() => r,
@@ -135,6 +152,8 @@ pub async fn accept_loop(shard: Rc<Shard>, id: u64, std: StdListener, stop: Rc<S
             }
         }
     }
+    close(listener).await;
+    shard.listening_finished();
     debug!(shard = shard.id, listener = id, "stopped accepting");
 }
 

@@ -35,6 +35,8 @@ pub(crate) use runtime::{build_runtime, Fusion};
 const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// How often a draining shard checks for in-flight requests.
 const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// How long a stopping shard waits for its accept loops to close their listeners.
+const LISTENERS_CLOSE_MAX: Duration = Duration::from_millis(200);
 
 /// Everything one shard owns. Shared with its connection tasks as `Rc<Shard>`.
 #[derive(Debug)]
@@ -66,6 +68,9 @@ pub struct Shard {
     /// Connections in a lingering close: a graceful shutdown waits for them too, within the
     /// drain timeout, so that their answers are not cut by a reset.
     lingering: Cell<usize>,
+    /// Accept loops that have not yet closed their listener: a shutdown waits for them, so that
+    /// the ports are free when the process has exited (`listener::close`).
+    listening: Cell<usize>,
     /// Set at shutdown: finish what is in flight, take nothing new.
     draining: Cell<bool>,
     /// Fired at shutdown to stop the accept loops.
@@ -105,6 +110,7 @@ impl Shard {
             workers: Default::default(),
             active: Cell::new(0),
             lingering: Cell::new(0),
+            listening: Cell::new(0),
             draining: Cell::new(false),
             stop: Signal::default(),
             accepting: RefCell::new(Vec::new()),
@@ -165,6 +171,15 @@ impl Shard {
     pub fn linger_finished(&self) {
         debug_assert!(self.lingering.get() > 0);
         self.lingering.set(self.lingering.get().saturating_sub(1));
+    }
+
+    pub fn listening_started(&self) {
+        self.listening.set(self.listening.get() + 1);
+    }
+
+    pub fn listening_finished(&self) {
+        debug_assert!(self.listening.get() > 0);
+        self.listening.set(self.listening.get().saturating_sub(1));
     }
 
     /// Requests in flight or connections lingering: what a graceful shutdown waits for.
@@ -302,6 +317,13 @@ async fn drain(shard: &Shard) {
             lingering = shard.lingering.get(),
             "drain timeout; closing"
         );
+    }
+    // The accept loops woke at `stop` and are closing their listeners (`listener::close`):
+    // wait for them whatever the drain timeout, briefly (one backing off after an accept error
+    // takes up to 50 ms to see `stop`).
+    let deadline = Instant::now() + LISTENERS_CLOSE_MAX;
+    while shard.listening.get() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(Duration::from_millis(1)).await;
     }
     if let Some(log) = &shard.access_log {
         log.flush();

@@ -138,6 +138,7 @@ async fn admin_main(plan: Plan) {
             }
         }
     }
+    crate::listener::close(listener).await;
 }
 
 async fn serve(admin: &Admin, mut stream: TcpStream, peer: SocketAddr) {

@@ -154,6 +154,16 @@ impl Proxy {
 
     /// Wait for the process to exit; returns its exit code.
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        self.wait_exit_polling(within, Duration::from_millis(10))
+    }
+
+    /// `wait_exit`, noticing the exit within about 0.1 ms: for checks of what the process
+    /// leaves behind at the moment it is gone.
+    pub fn wait_exit_closely(&mut self, within: Duration) -> Option<i32> {
+        self.wait_exit_polling(within, Duration::from_micros(100))
+    }
+
+    fn wait_exit_polling(&mut self, within: Duration, poll: Duration) -> Option<i32> {
         let deadline = Instant::now() + within;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -162,7 +172,7 @@ impl Proxy {
             if Instant::now() > deadline {
                 return None;
             }
-            thread::sleep(Duration::from_millis(10));
+            thread::sleep(poll);
         }
     }
 
