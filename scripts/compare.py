@@ -7,8 +7,10 @@ with wrk on loopback and prints a markdown table: requests/s, p50/p99 latency, C
 request of the proxy's whole process tree (utime+stime from /proc over the run ÷ requests),
 and upstream connections opened during the run (from the origins' stub_status).
 
-Modes: pinned (each proxy 1 worker on CPU 0; wrk and origins on CPU 1) and shared
-(2 workers, nothing pinned). Figures are the median of --runs runs.
+Modes: pinned (each proxy 1 worker on CPU 0; wrk and origins on CPU 1) and shared (2 workers,
+nothing pinned). Shared rounds also run coregate with 1 worker, and a scaling table compares
+2 workers with 1 and says where this machine could show 1.7x at all (where the proxy, not wrk
+and the origins, is what limits the rate). Figures are the median of --runs runs.
 
 --breakdown (pinned mode; needs `perf`): samples the proxy's processes with `perf record -g`
 during each measured run and splits the proxy's CPU µs/req into the kernel's TCP/IP work for its sends and
@@ -27,7 +29,8 @@ paced, all run at about the same rate.
 Under each table, the per-run ratios: each coregate run ÷ the better peer of the same round.
 
 Usage: scripts/compare.sh [--duration 10] [--runs 3] [--modes pinned,shared] [--breakdown]
-                          [--scenarios ka100,ka16k,close100,tls100] [--proxies coregate,nginx,haproxy]
+                          [--scenarios ka100,ka16k,close100,tls100,gzip16k]
+                          [--proxies coregate,nginx,haproxy]
                           [--pace-ms N]
 """
 
@@ -54,6 +57,10 @@ SCENARIOS = {
     "ka16k": ("16 KiB keep-alive", "http", "/big", []),
     "close100": ("100 B connection close", "http", "/small", ["-H", "Connection: close"]),
     "tls100": ("100 B TLS keep-alive", "https", "/small", []),
+    # Compression makes the proxy, not the load side, the bottleneck: the scenario that can
+    # show 2 workers scaling on a 2-core machine (the scaling table). HAProxy's gzip is libslz
+    # (one fast fixed level), nginx's and coregate's zlib-style level 5: their CPU is not comparable.
+    "gzip16k": ("16 KiB JSON gzipped by the proxy", "http", "/text", ["-H", "Accept-Encoding: gzip"]),
 }
 
 
@@ -174,16 +181,41 @@ http {{
 """
 
 
+def json_body(size):
+    """`size` bytes of JSON records (an array, padded with spaces), the same every run: text
+    that compresses like an API's answers (about 4:1 at gzip level 5), not a run of one byte."""
+    import json
+    import random
+
+    rng = random.Random(8)
+    words = ("alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega north south "
+             "east west river stone cloud ember maple cedar harbor signal vector packet proxy "
+             "shard ring socket buffer").split()
+    items, out = [], "[]"
+    while True:
+        items.append({"id": len(items), "name": " ".join(rng.choice(words) for _ in range(3)),
+                      "score": round(rng.random() * 1000, 3), "tags": rng.sample(words, 3),
+                      "active": rng.random() < 0.5, "ts": 1764000000 + rng.randrange(10**6)})
+        text = json.dumps(items, separators=(",", ":"))
+        if len(text) > size:
+            return out + " " * (size - len(out))
+        out = text
+
+
 def start_origins(work, cpus):
     # nginx caps `return` text at 4 KiB: the 16 KiB body is a static file (sendfile).
     os.makedirs(os.path.join(work, "www"), exist_ok=True)
     with open(os.path.join(work, "www", "big.txt"), "w") as f:
         f.write("y" * 16384)
+    with open(os.path.join(work, "www", "text.json"), "w") as f:
+        f.write(json_body(16384))
     small = "x" * 100
     conf = nginx_conf(work, "origin", f"""
   server {{ listen 127.0.0.1:{ORIGIN_SMALL} reuseport backlog=4096; location / {{ return 200 "{small}"; }} }}
   server {{ listen 127.0.0.1:{ORIGIN_BIG} reuseport backlog=4096;
-           location / {{ root {work}/www; try_files /big.txt =404; etag off; }} }}
+           location / {{ root {work}/www; try_files /big.txt =404; etag off; }}
+           location /text {{ root {work}/www; default_type application/json;
+                            try_files /text.json =404; etag off; }} }}
   server {{ listen 127.0.0.1:{ORIGIN_STATUS}; location /status {{ stub_status; }} }}
 """)
     path = os.path.join(work, "origin.conf")
@@ -219,6 +251,10 @@ address = "127.0.0.1:{ORIGIN_BIG}"
 path_prefix = "/big"
 upstream = "big"
 [[route]]
+path_prefix = "/text"
+upstream = "big"
+compress = true
+[[route]]
 upstream = "small"
 """
     path = os.path.join(work, "coregate.toml")
@@ -240,6 +276,8 @@ def nginx_proxy_cmd(work, workers):
     ssl_certificate {CERT};
     ssl_certificate_key {KEY};
     location /big {{ proxy_pass http://big; }}
+    location /text {{ proxy_pass http://big; gzip on; gzip_proxied any; gzip_comp_level 5;
+                     gzip_types application/json; }}
     location / {{ proxy_pass http://small; }}
   }}
 """, workers)
@@ -269,12 +307,18 @@ frontend fe
   bind 127.0.0.1:{PROXY_PORT}
   bind 127.0.0.1:{PROXY_TLS_PORT} ssl crt {pem} alpn http/1.1
   acl big path_beg /big
+  acl text path_beg /text
   use_backend big if big
+  use_backend text if text
   default_backend small
 backend small
   server s1 127.0.0.1:{ORIGIN_SMALL}
 backend big
   server b1 127.0.0.1:{ORIGIN_BIG}
+backend text
+  compression algo gzip
+  compression type application/json
+  server t1 127.0.0.1:{ORIGIN_BIG}
 """
     path = os.path.join(work, "haproxy.cfg")
     with open(path, "w") as f:
@@ -342,8 +386,17 @@ def pace_script(work, ms):
     return path
 
 
+MODES = {
+    "pinned": "1 worker on CPU 0; wrk and origins on CPU 1",
+    "shared": "2 workers, nothing pinned",
+}
+# In shared mode, coregate also runs with 1 worker in every round, for the scaling table.
+ONE_WORKER = "coregate-1w"
+
+
 def one_run(name, mode, scenario, work, args):
-    workers = 1 if mode == "pinned" else 2
+    workers = 2 if mode == "shared" and name != ONE_WORKER else 1
+    name = "coregate" if name == ONE_WORKER else name
     proxy_cpus = "0" if mode == "pinned" else None
     load_cpus = "1" if mode == "pinned" else None
     proxy = Proc(PROXIES[name](work, workers), proxy_cpus, os.path.join(work, f"{name}.log"))
@@ -410,7 +463,7 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--connections", type=int, default=64)
-    ap.add_argument("--modes", default="pinned,shared")
+    ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--proxies", default=",".join(PROXIES))
     ap.add_argument("--pace-ms", type=int, default=0,
@@ -421,6 +474,11 @@ def main():
     if args.pace_ms < 0:
         ap.error("--pace-ms must be 0 (no pacing) or a number of milliseconds")
     modes, scenarios, proxies = args.modes.split(","), args.scenarios.split(","), args.proxies.split(",")
+    for value, known, what in ((modes, MODES, "mode"), (scenarios, SCENARIOS, "scenario"),
+                               (proxies, PROXIES, "proxy")):
+        for v in value:
+            if v not in known:
+                ap.error(f"unknown {what} {v!r}; known: {', '.join(known)}")
 
     sh(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
     results = {}
@@ -430,8 +488,9 @@ def main():
             origin = start_origins(work, "1" if mode == "pinned" else None)
             try:
                 for scenario in scenarios:
+                    names = proxies + [ONE_WORKER] if mode == "shared" and "coregate" in proxies else proxies
                     for run in range(args.runs):
-                        for name in proxies:  # interleaved: one run of each, then the next
+                        for name in names:  # interleaved: one run of each, then the next
                             r = one_run(name, mode, scenario, work, args)
                             results.setdefault((mode, scenario, name), []).append(r)
                             print(f"# {mode} {scenario} {name} run {run + 1}: "
@@ -448,17 +507,18 @@ def main():
     print(f"\nMachine: {os.cpu_count()} vCPU ({cpu}), kernel {os.uname().release}. "
           f"wrk -t1 -c{args.connections} -d{args.duration}s{pace}, median of {args.runs} interleaved runs.\n")
     for mode in modes:
-        print(f"**{mode}** ({'1 worker on CPU 0; wrk and origins on CPU 1' if mode == 'pinned' else '2 workers, nothing pinned'})\n")
+        names = proxies
+        print(f"**{mode}** ({MODES[mode]})\n")
         print("| scenario | proxy | req/s | p50 ms | p99 ms | CPU µs/req | µs/req ÷ best peer | upstream conns "
               "| errors | cores busy: proxy / rest |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for scenario in scenarios:
-            peers = [med(results[(mode, scenario, p)], "cpu_us") for p in proxies
+            peers = [med(results[(mode, scenario, p)], "cpu_us") for p in names
                      if p != "coregate" and (mode, scenario, p) in results]
             best = min(peers) if peers else float("nan")
             if not best > 0:
                 best = float("nan")  # a peer that served nothing: no ratio, not a crash
-            for name in proxies:
+            for name in names:
                 rs = results[(mode, scenario, name)]
                 c = med(rs, "cpu_us")
                 print(f"| {SCENARIOS[scenario][0]} | {name} | {med(rs, 'rps'):.0f} | {med(rs, 'p50'):.2f} | "
@@ -466,7 +526,7 @@ def main():
                       f"{sum(x['errors'] for x in rs)} | "
                       f"{med(rs, 'proxy_cores'):.2f} / {med(rs, 'load_cores'):.2f} |")
         print()
-        if "coregate" in proxies and len(proxies) > 1:
+        if "coregate" in names and len(names) > 1:
             rounds = []
             for scenario in scenarios:
                 per_run = paired_ratios(results, mode, scenario, proxies)
@@ -487,6 +547,33 @@ def main():
                     print(f"| {SCENARIOS[scenario][0]} | {name} | {c:.1f} | {cells} | "
                           f"{med(rs, 'segments'):.2f} | {med(rs, 'syscalls'):.2f} |")
             print()
+    if "shared" in modes and "coregate" in proxies:
+        scaling_table(results, scenarios, med)
+
+
+def scaling_table(results, scenarios, med):
+    """2 workers against 1, both unpinned, and whether this machine could show 1.7x at all: at
+    1.7x the rate, the proxy and the load side need 1.7x the cores they kept busy with 1 worker
+    (at constant CPU per request); when that is more than the machine has, the load side
+    (wrk and the origins) caps the total, whatever the proxy does."""
+    cores = os.cpu_count()
+    print("**scaling** (coregate, nothing pinned, in the shared rounds above: req/s with 2 workers ÷ with 1 worker)\n")
+    print("| scenario | 1 worker req/s | 2 workers req/s | 2 ÷ 1 | cores busy at 1 worker: proxy / rest "
+          f"| cores 1.7× would need (of {cores}) | the 1.7× target applies |")
+    print("|---|---|---|---|---|---|---|")
+    for scenario in scenarios:
+        one, two = results[("shared", scenario, ONE_WORKER)], results[("shared", scenario, "coregate")]
+        proxy, rest = med(one, "proxy_cores"), med(one, "load_cores")
+        need = 1.7 * (proxy + rest)
+        print(f"| {SCENARIOS[scenario][0]} | {med(one, 'rps'):.0f} | {med(two, 'rps'):.0f} | "
+              f"{med(two, 'rps') / med(one, 'rps'):.2f} | {proxy:.2f} / {rest:.2f} | {need:.2f} | "
+              f"{'yes' if need <= cores else 'no: the machine caps it'} |")
+    print()
+    rounds = [f"{SCENARIOS[sc][0]} " + ", ".join(
+        f"{b['rps'] / a['rps']:.2f}" for a, b in zip(results[("shared", sc, ONE_WORKER)],
+                                                    results[("shared", sc, "coregate")]))
+        for sc in scenarios]
+    print(f"Per round, 2 workers ÷ 1 worker: {'; '.join(rounds)}.\n")
 
 
 def paired_ratios(results, mode, scenario, proxies):
