@@ -67,7 +67,7 @@ fn socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
 /// teardown of the ring, which finishes after the process has exited: for a few milliseconds the
 /// port would stay bound, and a restart that binds at once (`systemctl restart`, a script's
 /// kill-then-start) would fail with "address in use" (1 start in 5 in such a loop before this).
-/// `tests/restart.rs`.
+/// `tests/lifecycle.rs` checks it.
 pub async fn close(listener: TcpListener) {
     drop(listener);
     monoio::time::sleep(CLOSE_TURN).await;
