@@ -507,18 +507,17 @@ def main():
     print(f"\nMachine: {os.cpu_count()} vCPU ({cpu}), kernel {os.uname().release}. "
           f"wrk -t1 -c{args.connections} -d{args.duration}s{pace}, median of {args.runs} interleaved runs.\n")
     for mode in modes:
-        names = proxies
         print(f"**{mode}** ({MODES[mode]})\n")
         print("| scenario | proxy | req/s | p50 ms | p99 ms | CPU µs/req | µs/req ÷ best peer | upstream conns "
               "| errors | cores busy: proxy / rest |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         for scenario in scenarios:
-            peers = [med(results[(mode, scenario, p)], "cpu_us") for p in names
+            peers = [med(results[(mode, scenario, p)], "cpu_us") for p in proxies
                      if p != "coregate" and (mode, scenario, p) in results]
             best = min(peers) if peers else float("nan")
             if not best > 0:
                 best = float("nan")  # a peer that served nothing: no ratio, not a crash
-            for name in names:
+            for name in proxies:
                 rs = results[(mode, scenario, name)]
                 c = med(rs, "cpu_us")
                 print(f"| {SCENARIOS[scenario][0]} | {name} | {med(rs, 'rps'):.0f} | {med(rs, 'p50'):.2f} | "
@@ -526,7 +525,7 @@ def main():
                       f"{sum(x['errors'] for x in rs)} | "
                       f"{med(rs, 'proxy_cores'):.2f} / {med(rs, 'load_cores'):.2f} |")
         print()
-        if "coregate" in names and len(names) > 1:
+        if "coregate" in proxies and len(proxies) > 1:
             rounds = []
             for scenario in scenarios:
                 per_run = paired_ratios(results, mode, scenario, proxies)
@@ -551,6 +550,12 @@ def main():
         scaling_table(results, scenarios, med)
 
 
+def ratio(a, b):
+    """a ÷ b, or NaN when b is 0 (a run that served nothing): no ratio, not a crash that loses
+    every run's measurements at print time."""
+    return a / b if b > 0 else float("nan")
+
+
 def scaling_table(results, scenarios, med):
     """2 workers against 1, both unpinned, and whether this machine could show 1.7x at all: at
     1.7x the rate, the proxy and the load side need 1.7x the cores they kept busy with 1 worker
@@ -566,11 +571,11 @@ def scaling_table(results, scenarios, med):
         proxy, rest = med(one, "proxy_cores"), med(one, "load_cores")
         need = 1.7 * (proxy + rest)
         print(f"| {SCENARIOS[scenario][0]} | {med(one, 'rps'):.0f} | {med(two, 'rps'):.0f} | "
-              f"{med(two, 'rps') / med(one, 'rps'):.2f} | {proxy:.2f} / {rest:.2f} | {need:.2f} | "
+              f"{ratio(med(two, 'rps'), med(one, 'rps')):.2f} | {proxy:.2f} / {rest:.2f} | {need:.2f} | "
               f"{'yes' if need <= cores else 'no: the machine caps it'} |")
     print()
     rounds = [f"{SCENARIOS[sc][0]} " + ", ".join(
-        f"{b['rps'] / a['rps']:.2f}" for a, b in zip(results[("shared", sc, ONE_WORKER)],
+        f"{ratio(b['rps'], a['rps']):.2f}" for a, b in zip(results[("shared", sc, ONE_WORKER)],
                                                     results[("shared", sc, "coregate")]))
         for sc in scenarios]
     print(f"Per round, 2 workers ÷ 1 worker: {'; '.join(rounds)}.\n")
