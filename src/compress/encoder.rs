@@ -1,4 +1,4 @@
-//! Streaming gzip (flate2, pure-Rust miniz_oxide backend) and brotli encoders writing into
+//! Streaming gzip (flate2 on zlib-rs, pure Rust) and brotli encoders writing into
 //! a growable buffer the relay drains after every call, so a body is never held whole:
 //! memory per compressed response is the encoder's state (brotli's window is capped at
 //! 256 KiB) plus what one relay step produces.
@@ -6,7 +6,10 @@
 //! gzip's deflate state (about 300 KiB of tables and buffers) is kept between answers in a
 //! small per-shard pool and reset, not allocated and zeroed for each one: freshly allocated,
 //! those pages were faulted in again for every answer (glibc gives the freed top of a thread's
-//! heap back to the kernel), which cost about 40% of a compressed 16 KiB answer's CPU.
+//! heap back to the kernel), which cost about 40% of a compressed 16 KiB answer's CPU. An
+//! answer holds a state only from its first body bytes to its end, not while it waits for its
+//! body or for the client to take the last of it, so that a shard serving many compressed
+//! answers at once still needs few states.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -89,7 +92,8 @@ impl Deflate {
 /// gzip (RFC 1952): a 10-byte header, the raw deflate stream, then the CRC-32 and length of
 /// the input. The same bytes as flate2's `GzEncoder` makes, on a pooled deflate state.
 struct Gzip {
-    /// `None` only once dropped.
+    level: u32,
+    /// Taken from the pool at the first body bytes, given back when the stream ends.
     deflate: Option<Deflate>,
     crc: Crc,
     out: Vec<u8>,
@@ -108,7 +112,8 @@ impl Gzip {
         // Magic, deflate, no flags, no modification time, extra flags, unknown OS.
         out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]);
         Gzip {
-            deflate: Some(Deflate::take(level)),
+            level,
+            deflate: None,
             crc: Crc::new(),
             out,
             finished: false,
@@ -120,9 +125,7 @@ impl Gzip {
             return;
         }
         self.crc.update(data);
-        let Some(c) = self.deflate.as_mut().map(|d| &mut d.state) else {
-            return;
-        };
+        let c = state(&mut self.deflate, self.level);
         while !data.is_empty() {
             self.out.reserve(OUTPUT_STEP.max(data.len() / 2));
             let before = c.total_in();
@@ -144,9 +147,7 @@ impl Gzip {
     /// flate2's writer does. Returns whether the stream ended.
     fn drain(&mut self, flush: FlushCompress) -> bool {
         let out = &mut self.out;
-        let Some(c) = self.deflate.as_mut().map(|d| &mut d.state) else {
-            return false;
-        };
+        let c = state(&mut self.deflate, self.level);
         let mut mode = flush;
         for _ in 0..DRAIN_CALLS_MAX {
             out.reserve(OUTPUT_STEP);
@@ -179,7 +180,17 @@ impl Gzip {
             self.out.extend_from_slice(&self.crc.sum().to_le_bytes());
             self.out.extend_from_slice(&self.crc.amount().to_le_bytes());
         }
+        // The state's work is done: back to the pool now, not when the answer's last bytes
+        // have reached the client.
+        if let Some(d) = self.deflate.take() {
+            d.give_back();
+        }
     }
+}
+
+/// The answer's deflate state, taken from the pool at its first use.
+fn state(deflate: &mut Option<Deflate>, level: u32) -> &mut Compress {
+    &mut deflate.get_or_insert_with(|| Deflate::take(level)).state
 }
 
 impl Drop for Gzip {
@@ -362,10 +373,46 @@ mod tests {
         // Empty input, and the pool's bound.
         assert_eq!(gunzip(&run(Coding::Gzip, &[])), b"");
         let many: Vec<Encoder> = (0..DEFLATE_POOL_MAX + 3)
-            .map(|_| Encoder::new(Coding::Gzip, &settings()).unwrap())
+            .map(|_| {
+                let mut e = Encoder::new(Coding::Gzip, &settings()).unwrap();
+                e.write(b"mid-stream");
+                e
+            })
             .collect();
         drop(many);
         assert_eq!(DEFLATE_POOL.with(|p| p.borrow().len()), DEFLATE_POOL_MAX);
+    }
+
+    /// An encoder takes its state at its first body bytes and gives it back when its stream
+    /// ends, while the answer may still be on its way to the client: many answers at once
+    /// that are waiting for their body or for their client hold none.
+    #[test]
+    fn gzip_holds_its_state_only_while_compressing() {
+        let pooled = || DEFLATE_POOL.with(|p| p.borrow().len());
+        DEFLATE_POOL.with(|p| p.borrow_mut().clear());
+        drop(run(Coding::Gzip, &[b"warm the pool"]));
+        assert_eq!(pooled(), 1);
+        let mut waiting: Vec<Encoder> = (0..DEFLATE_POOL_MAX * 4)
+            .map(|_| Encoder::new(Coding::Gzip, &settings()).unwrap())
+            .collect();
+        assert_eq!(pooled(), 1, "no state taken before the body");
+        for e in &mut waiting {
+            e.write(b"some body bytes, some body bytes");
+            assert_eq!(pooled(), 0, "taken at the first bytes");
+            e.finish();
+            assert_eq!(pooled(), 1, "back at the end of the stream");
+        }
+        for e in &mut waiting {
+            let gz = std::mem::take(e.output());
+            assert_eq!(gunzip(&gz), b"some body bytes, some body bytes");
+        }
+        drop(waiting);
+        assert_eq!(pooled(), 1, "nothing given back twice");
+        // A stream with no body still ends as gzip.
+        let mut empty = Encoder::new(Coding::Gzip, &settings()).unwrap();
+        empty.finish();
+        assert_eq!(gunzip(empty.output()), b"");
+        assert_eq!(pooled(), 1);
     }
 
     /// A state made for another level (before a reload) is not reused for this one.
