@@ -122,11 +122,11 @@ async fn serve(shard: Rc<Shard>, accepted: Accepted, kit: Kit) -> Option<Kit> {
         cut_off: false,
         timer,
     };
-    if AssertUnwindSafe(conn.run(&shard))
-        .catch_unwind()
-        .await
-        .is_err()
-    {
+    let served = async {
+        conn.run(&shard).await;
+        conn.end().await;
+    };
+    if AssertUnwindSafe(served).catch_unwind().await.is_err() {
         // Its buffers and timer are dropped with it, not kept.
         error!(shard = shard.id, %peer, "connection task panicked; connection closed");
         return None;

@@ -11,9 +11,11 @@
 //! built and moved (about 3% of a plain keep-alive request's CPU). A TLS operation pays one
 //! small allocation instead.
 //!
-//! TLS caveat (research/stack.md P3): after a timeout cancels a pending TLS read or write,
-//! monoio-rustls panics on the next operation. A TLS stream whose operation was cancelled is
-//! therefore poisoned: every later call fails with an error instead, and the connection closes.
+//! TLS caveat (research/stack.md P3): after a timeout cancels a pending TLS read, monoio-rustls
+//! panics on the next read (the cancelled operation took its read buffer); after a cancelled
+//! write, on the next write, and on a read that fails (it writes an alert). A TLS stream tracks
+//! both: after a cancelled read it refuses to read but still writes (a 408, its close_notify);
+//! after a cancelled write it refuses everything, and the connection closes.
 
 use std::io;
 
@@ -39,8 +41,29 @@ pub enum Stream {
 #[derive(Debug)]
 pub struct TlsConn<S> {
     stream: S,
-    /// An operation is under way; if its future is dropped this stays set (poisoned).
-    busy: bool,
+    /// A read is under way; if its future is dropped this stays set: no more reads.
+    reading: bool,
+    /// A write, flush or shutdown is under way; if its future is dropped this stays set: no
+    /// more operations of any kind.
+    writing: bool,
+    /// close_notify has been sent and the write side shut: a second shutdown does nothing.
+    shut: bool,
+}
+
+impl<S> TlsConn<S> {
+    fn new(stream: S) -> Box<TlsConn<S>> {
+        Box::new(TlsConn {
+            stream,
+            reading: false,
+            writing: false,
+            shut: false,
+        })
+    }
+
+    /// Neither direction was cancelled: the stream can be split.
+    fn whole(&self) -> bool {
+        !self.reading && !self.writing
+    }
 }
 
 /// The reading half of a split `Stream`.
@@ -59,17 +82,11 @@ pub enum WriteHalf {
 
 impl Stream {
     pub fn tls(stream: ServerTls) -> Stream {
-        Stream::Tls(Box::new(TlsConn {
-            stream,
-            busy: false,
-        }))
+        Stream::Tls(TlsConn::new(stream))
     }
 
     pub fn tls_up(stream: ClientTls) -> Stream {
-        Stream::TlsUp(Box::new(TlsConn {
-            stream,
-            busy: false,
-        }))
+        Stream::TlsUp(TlsConn::new(stream))
     }
 
     pub fn is_tls(&self) -> bool {
@@ -103,11 +120,11 @@ impl Stream {
                 let (r, w) = s.into_split();
                 (ReadHalf::Tcp(r), WriteHalf::Tcp(w))
             }
-            Stream::Tls(t) if !t.busy => {
+            Stream::Tls(t) if t.whole() => {
                 let (r, w) = t.stream.into_split();
                 (ReadHalf::Tls(r), WriteHalf::Tls(w))
             }
-            Stream::TlsUp(t) if !t.busy => {
+            Stream::TlsUp(t) if t.whole() => {
                 let (r, w) = t.stream.into_split();
                 (ReadHalf::TlsUp(r), WriteHalf::TlsUp(w))
             }
@@ -186,15 +203,29 @@ fn poisoned() -> io::Error {
     )
 }
 
-/// Run one operation on a TLS connection, refusing if an earlier one was cancelled.
-macro_rules! tls_op {
+/// Run one read on a TLS connection, refusing if an earlier read or write was cancelled.
+macro_rules! tls_read {
     ($t:expr, $op:expr, $buf:expr) => {{
-        if $t.busy {
+        if !$t.whole() {
             return (Err(poisoned()), $buf);
         }
-        $t.busy = true;
+        $t.reading = true;
         let r = $op.await;
-        $t.busy = false;
+        $t.reading = false;
+        r
+    }};
+}
+
+/// Run one write, flush or shutdown on a TLS connection (`$refused`: its result when an
+/// earlier one was cancelled).
+macro_rules! tls_write {
+    ($t:expr, $op:expr, $refused:expr) => {{
+        if $t.writing {
+            return $refused;
+        }
+        $t.writing = true;
+        let r = $op.await;
+        $t.writing = false;
         r
     }};
 }
@@ -203,8 +234,8 @@ impl AsyncReadRent for Stream {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             Stream::Tcp(s) => s.read(buf).await,
-            Stream::Tls(t) => tls_op!(t, Box::pin(t.stream.read(buf)), buf),
-            Stream::TlsUp(t) => tls_op!(t, Box::pin(t.stream.read(buf)), buf),
+            Stream::Tls(t) => tls_read!(t, Box::pin(t.stream.read(buf)), buf),
+            Stream::TlsUp(t) => tls_read!(t, Box::pin(t.stream.read(buf)), buf),
             Stream::Closed => (Err(closed()), buf),
         }
     }
@@ -212,8 +243,8 @@ impl AsyncReadRent for Stream {
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             Stream::Tcp(s) => s.readv(buf).await,
-            Stream::Tls(t) => tls_op!(t, Box::pin(t.stream.readv(buf)), buf),
-            Stream::TlsUp(t) => tls_op!(t, Box::pin(t.stream.readv(buf)), buf),
+            Stream::Tls(t) => tls_read!(t, Box::pin(t.stream.readv(buf)), buf),
+            Stream::TlsUp(t) => tls_read!(t, Box::pin(t.stream.readv(buf)), buf),
             Stream::Closed => (Err(closed()), buf),
         }
     }
@@ -223,8 +254,10 @@ impl AsyncWriteRent for Stream {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             Stream::Tcp(s) => s.write(buf).await,
-            Stream::Tls(t) => tls_op!(t, Box::pin(t.stream.write(buf)), buf),
-            Stream::TlsUp(t) => tls_op!(t, Box::pin(t.stream.write(buf)), buf),
+            Stream::Tls(t) => tls_write!(t, Box::pin(t.stream.write(buf)), (Err(poisoned()), buf)),
+            Stream::TlsUp(t) => {
+                tls_write!(t, Box::pin(t.stream.write(buf)), (Err(poisoned()), buf))
+            }
             Stream::Closed => (Err(closed()), buf),
         }
     }
@@ -232,8 +265,10 @@ impl AsyncWriteRent for Stream {
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
             Stream::Tcp(s) => s.writev(buf).await,
-            Stream::Tls(t) => tls_op!(t, Box::pin(t.stream.writev(buf)), buf),
-            Stream::TlsUp(t) => tls_op!(t, Box::pin(t.stream.writev(buf)), buf),
+            Stream::Tls(t) => tls_write!(t, Box::pin(t.stream.writev(buf)), (Err(poisoned()), buf)),
+            Stream::TlsUp(t) => {
+                tls_write!(t, Box::pin(t.stream.writev(buf)), (Err(poisoned()), buf))
+            }
             Stream::Closed => (Err(closed()), buf),
         }
     }
@@ -241,24 +276,30 @@ impl AsyncWriteRent for Stream {
     async fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.flush().await,
-            Stream::Tls(t) if t.busy => Err(poisoned()),
-            Stream::Tls(t) => Box::pin(t.stream.flush()).await,
-            Stream::TlsUp(t) if t.busy => Err(poisoned()),
-            Stream::TlsUp(t) => Box::pin(t.stream.flush()).await,
+            Stream::Tls(t) => tls_write!(t, Box::pin(t.stream.flush()), Err(poisoned())),
+            Stream::TlsUp(t) => tls_write!(t, Box::pin(t.stream.flush()), Err(poisoned())),
             Stream::Closed => Err(closed()),
         }
     }
 
+    /// TLS: close_notify, then TCP FIN; once (a second call does nothing).
     async fn shutdown(&mut self) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.shutdown().await,
-            Stream::Tls(t) if t.busy => Err(poisoned()),
-            Stream::Tls(t) => Box::pin(t.stream.shutdown()).await,
-            Stream::TlsUp(t) if t.busy => Err(poisoned()),
-            Stream::TlsUp(t) => Box::pin(t.stream.shutdown()).await,
+            Stream::Tls(t) => shut_tls(t).await,
+            Stream::TlsUp(t) => shut_tls(t).await,
             Stream::Closed => Err(closed()),
         }
     }
+}
+
+async fn shut_tls<S: AsyncWriteRent>(t: &mut TlsConn<S>) -> io::Result<()> {
+    if t.shut {
+        return Ok(());
+    }
+    let r = tls_write!(t, Box::pin(t.stream.shutdown()), Err(poisoned()));
+    t.shut = r.is_ok();
+    r
 }
 
 #[cfg(test)]

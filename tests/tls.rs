@@ -176,8 +176,8 @@ fn slow_tls_client_times_out_cleanly() {
     let proxy = Proxy::start(&toml);
     let mut slow = tls_client(proxy.addr(), &certs.ca(), "localhost");
     slow.write_all(b"GET / HTTP/1.1\r\nHost: local").unwrap();
-    // The head never completes: the proxy gives up and closes (after a cancelled TLS read it
-    // cannot write a 408 safely, so it just closes).
+    // The head never completes: the proxy gives up and closes (with a 408 and close_notify:
+    // `every_tls_connection_ends_with_close_notify`).
     let mut rest = Vec::new();
     let t = std::time::Instant::now();
     let _ = slow.read_to_end(&mut rest);
@@ -193,5 +193,62 @@ fn slow_tls_client_times_out_cleanly() {
         "{}",
         String::from_utf8_lossy(&answer)
     );
+    assert!(!proxy.log().contains("panicked"), "{}", proxy.log());
+}
+
+/// Every end of a TLS connection says close_notify (RFC 8446 §6.1), so that a client can tell
+/// the end of the stream from a cut: after `Connection: close`, after an HTTP/1.0 answer whose
+/// body ends with the connection, when the client says close_notify first, at the keep-alive
+/// idle timeout, and after the 408 for a head that came too slowly (the cancelled read leaves
+/// the write side usable). rustls reports a bare FIN as `UnexpectedEof`.
+#[test]
+fn every_tls_connection_ends_with_close_notify() {
+    use std::io::{Read, Write};
+    let certs = Certs::generate(&["localhost", "api.test"]);
+    let body: Vec<u8> = (0..50_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let whole = body.clone();
+    let origin = Origin::start(move |_| {
+        let mut out = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        out.extend_from_slice(&whole);
+        Reply::BytesThenClose(out)
+    });
+    let toml =
+        tls_config(&certs, &origin) + "[timeouts]\nclient_header_ms = 300\nclient_idle_ms = 300\n";
+    let proxy = Proxy::start(&toml);
+    let answer_to = |request: &[u8], close_first: bool| -> String {
+        let mut c = tls_client(proxy.addr(), &certs.ca(), "localhost");
+        c.write_all(request).unwrap();
+        if close_first {
+            c.conn.send_close_notify();
+            c.flush().unwrap();
+        }
+        let mut got = Vec::new();
+        let end = c.read_to_end(&mut got);
+        let got = String::from_utf8_lossy(&got).into_owned();
+        assert!(end.is_ok(), "no close_notify after {got:.60}: {end:?}");
+        got
+    };
+    let keep = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let got = answer_to(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        false,
+    );
+    assert!(got.starts_with("HTTP/1.1 200"), "{got:.60}");
+    let got = answer_to(b"GET / HTTP/1.0\r\n\r\n", false);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got:.60}");
+    assert!(
+        !got.contains("Content-Length") && !got.contains("chunked"),
+        "{got:.200}"
+    );
+    assert!(
+        got.ends_with(std::str::from_utf8(&body).unwrap()),
+        "body cut short"
+    );
+    let got = answer_to(keep, true);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got:.60}");
+    let got = answer_to(keep, false);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got:.60}");
+    let got = answer_to(b"GET / HTTP/1.1\r\nHost: loc", false);
+    assert!(got.starts_with("HTTP/1.1 408"), "{got:.60}");
     assert!(!proxy.log().contains("panicked"), "{}", proxy.log());
 }

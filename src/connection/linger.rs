@@ -1,7 +1,10 @@
-//! Lingering close (nginx's `lingering_close`): a connection that ends after an answer while
-//! the client may still be sending is half-closed, then read and discarded until the client
-//! closes, so that its answer is not destroyed by the reset that closing a socket with unread
-//! bytes sends. Owns no answer and no decision to close; only how a closing connection ends.
+//! How a closing connection ends. Lingering close (nginx's `lingering_close`): a connection
+//! that ends after an answer while the client may still be sending is half-closed, then read
+//! and discarded until the client closes, so that its answer is not destroyed by the reset
+//! that closing a socket with unread bytes sends. And over TLS, every end says close_notify.
+//! Owns no answer and no decision to close.
+
+use std::time::Duration;
 
 use monoio::io::AsyncWriteRent;
 use monoio::time::Instant;
@@ -20,6 +23,11 @@ const LINGER_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
 /// Smallest read while discarding (the input buffer's usual capacity; it is not grown past).
 const LINGER_READ_BYTES: usize = 4096;
+
+/// The longest a closing TLS connection waits to hand its close_notify to the kernel (nginx's
+/// SSL shutdown waits 3 s too). It takes no time unless the client stopped reading with its
+/// receive window full; such a client is not owed the last 24 bytes.
+const CLOSE_NOTIFY_WAIT: Duration = Duration::from_secs(3);
 
 impl Conn {
     /// The client may still be sending: the current request's body was not read in full, or
@@ -83,5 +91,19 @@ impl Conn {
             }
         }
         debug!(peer = %self.peer, discarded, "lingering close ended");
+    }
+
+    /// The connection is over, whoever ended it: over TLS, send close_notify before the socket
+    /// closes (RFC 8446 §6.1: each side MUST), so that the client can tell the end of the
+    /// stream from a cut (RFC 9112 §9.8; a body that ends with the connection is otherwise
+    /// indistinguishable from a truncated one, and strict clients report the bare FIN as an
+    /// error). nginx and HAProxy send it too. Nothing to do where it was already sent (a
+    /// lingering close), where a write was cancelled (the stream can no longer write), or on
+    /// plain TCP.
+    pub(super) async fn end(&mut self) {
+        if self.stream.is_tls() {
+            let shut = self.stream.shutdown();
+            let _ = self.timer.limit(CLOSE_NOTIFY_WAIT, shut).await;
+        }
     }
 }
