@@ -1,8 +1,8 @@
 //! TLS to upstreams: a coregate ("front") speaks HTTPS to a second coregate ("back", a real
 //! rustls TLS listener) in front of a recording origin. Verified against a given CA with the
 //! right name, refused (502) with the wrong name unless `verify = false`, TLS connections
-//! pooled and reused, health probes over TLS, and a WebSocket tunnel over an upstream TLS
-//! connection.
+//! pooled and reused, health probes over TLS, a WebSocket tunnel over an upstream TLS
+//! connection, and a body that ends with the connection complete only with close_notify.
 
 mod support;
 
@@ -25,11 +25,15 @@ cert = \"{}\"\nkey = \"{}\"\n[[upstream]]\nname = \"origin\"\n[[upstream.server]
 
 /// The front: plain HTTP, forwarding over TLS to `back` with the given `[upstream.tls]` keys.
 fn front(back: &Proxy, tls: &str, extra: &str) -> Proxy {
+    front_to(back.addr(), tls, extra)
+}
+
+/// The front, forwarding over TLS to the server at `addr`.
+fn front_to(addr: SocketAddr, tls: &str, extra: &str) -> Proxy {
     Proxy::start(&format!(
         "[server]\nworkers = 1\n[[listener]]\nlisten = \"127.0.0.1:0\"\n\
-[[upstream]]\nname = \"secure\"\nretries = 0\n[[upstream.server]]\naddress = \"{}\"\n\
-[upstream.tls]\n{tls}\n{extra}\n[[route]]\nupstream = \"secure\"\n",
-        back.addr()
+[[upstream]]\nname = \"secure\"\nretries = 0\n[[upstream.server]]\naddress = \"{addr}\"\n\
+[upstream.tls]\n{tls}\n{extra}\n[[route]]\nupstream = \"secure\"\n"
     ))
 }
 
@@ -134,4 +138,69 @@ fn websocket_through_an_upstream_tls_connection() {
     assert_eq!(ws.read().unwrap(), Message::text("bye"));
     ws.close(None).unwrap();
     assert_eq!(ws_origin.paths(), vec!["/tunnel".to_string()]);
+}
+
+/// An HTTPS origin (rustls, `backend.test`) answering its first `connections` connections, one
+/// request each, with `body` and no length: the body ends with the connection. For `/clean`
+/// the TLS stream ends with close_notify; otherwise with a bare FIN, which is how a cut looks.
+fn close_delimited_tls_origin(certs: &Certs, body: Vec<u8>, connections: usize) -> SocketAddr {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    use std::io::{Read, Write};
+    let chain: Vec<CertificateDer> = CertificateDer::pem_file_iter(certs.cert("backend.test"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(certs.key("backend.test")).unwrap();
+    let cfg = std::sync::Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for sock in listener.incoming().take(connections) {
+            let Ok(sock) = sock else { return };
+            sock.set_read_timeout(Some(DEADLINE)).unwrap();
+            let conn = rustls::ServerConnection::new(cfg.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, sock);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && matches!(tls.read(&mut byte), Ok(1)) {
+                head.push(byte[0]);
+            }
+            let mut answer = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+            answer.extend_from_slice(&body);
+            let _ = tls.write_all(&answer);
+            if head.starts_with(b"GET /clean ") {
+                tls.conn.send_close_notify();
+            }
+            let _ = tls.flush();
+            let _ = tls.sock.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    addr
+}
+
+/// Over TLS, the end of a body that ends with the connection is the server's close_notify: a
+/// bare FIN may be an attacker's or a network's cut (RFC 9112 §9.8). The clean body reaches the
+/// client whole and re-chunked; the cut one never gets its last chunk, so the client sees it
+/// cut, not complete.
+#[test]
+fn a_close_delimited_body_over_tls_is_complete_only_with_close_notify() {
+    let certs = Certs::generate(&["backend.test"]);
+    let body: Vec<u8> = (0..40_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let origin = close_delimited_tls_origin(&certs, body.clone(), 2);
+    let front = front_to(origin, &verified(&certs), "");
+    let mut c = Client::connect(front.addr());
+    let r = c.get("/clean");
+    assert_eq!((r.status, r.framing), (200, "chunked"));
+    assert_eq!(r.body, body);
+    let mut c = Client::connect(front.addr());
+    c.send(b"GET /cut HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(
+        c.read_response(false).is_none(),
+        "a body cut without close_notify reached the client as complete"
+    );
 }
