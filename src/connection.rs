@@ -19,6 +19,7 @@ mod workers;
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::time::Instant as StdInstant;
@@ -91,10 +92,11 @@ async fn serve(shard: Rc<Shard>, accepted: Accepted, kit: Kit) -> Option<Kit> {
         None => Stream::from(tcp),
         Some(acceptor) => {
             let t = shard.snapshot().config.timeouts.tls_handshake;
+            let fd = tcp.as_raw_fd();
             // Boxed: a monoio timeout's timer entry is 128-byte aligned and the handshake future
             // is large; inline, they would pad every connection's task, plain ones included.
             match Box::pin(timeout(t, acceptor.accept(tcp))).await {
-                Ok(Ok(tls)) => Stream::tls(tls),
+                Ok(Ok(tls)) => Stream::tls(tls, fd),
                 Ok(Err(e)) => {
                     debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
                     return Some(kit);

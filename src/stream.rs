@@ -18,6 +18,7 @@
 //! after a cancelled write it refuses everything, and the connection closes.
 
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
@@ -41,6 +42,8 @@ pub enum Stream {
 #[derive(Debug)]
 pub struct TlsConn<S> {
     stream: S,
+    /// The TCP socket under `stream`, which owns it (monoio-rustls lends no access to it).
+    fd: RawFd,
     /// A read is under way; if its future is dropped this stays set: no more reads.
     reading: bool,
     /// A write, flush or shutdown is under way; if its future is dropped this stays set: no
@@ -51,9 +54,10 @@ pub struct TlsConn<S> {
 }
 
 impl<S> TlsConn<S> {
-    fn new(stream: S) -> Box<TlsConn<S>> {
+    fn new(stream: S, fd: RawFd) -> Box<TlsConn<S>> {
         Box::new(TlsConn {
             stream,
+            fd,
             reading: false,
             writing: false,
             shut: false,
@@ -81,12 +85,14 @@ pub enum WriteHalf {
 }
 
 impl Stream {
-    pub fn tls(stream: ServerTls) -> Stream {
-        Stream::Tls(TlsConn::new(stream))
+    /// `fd`: the TCP socket the handshake was made on, now owned by `stream`.
+    pub fn tls(stream: ServerTls, fd: RawFd) -> Stream {
+        Stream::Tls(TlsConn::new(stream, fd))
     }
 
-    pub fn tls_up(stream: ClientTls) -> Stream {
-        Stream::TlsUp(TlsConn::new(stream))
+    /// `fd`: the TCP socket the handshake was made on, now owned by `stream`.
+    pub fn tls_up(stream: ClientTls, fd: RawFd) -> Stream {
+        Stream::TlsUp(TlsConn::new(stream, fd))
     }
 
     pub fn is_tls(&self) -> bool {
@@ -97,19 +103,24 @@ impl Stream {
     /// hold it in the kernel (TCP_CORK) until the socket is shut or closed, so the FIN leaves
     /// in the answer's last segment. Closing then costs the client one segment less to
     /// receive and none to acknowledge: 9 segments per `Connection: close` request in all
-    /// instead of 11 (README, Performance). Whole segments still go at once; only the tail
+    /// instead of 11 (benches/PERFORMANCE.md). Whole segments still go at once; only the tail
     /// waits.
     ///
     /// The caller closes the connection after this answer (a lingering close shuts the write
     /// side first, which sends the tail too); `Conn::hold_last_answer` decides when. Were it to
     /// go on instead, the kernel would send the tail within about 200 ms (its window probe),
-    /// late but not lost. Plain TCP only: a TLS stream does not lend its socket.
+    /// late but not lost. Over TLS the close_notify that ends the connection (`Conn::end`) waits
+    /// too, so the answer's tail, close_notify and FIN leave in one segment.
     pub fn hold_for_close(&self) {
-        if let Stream::Tcp(tcp) = self {
-            // The socket lives as long as `tcp`, which the borrow holds. A failure changes
-            // nothing but the segment count.
-            let _ = socket2_rawfd::SockRef::from(tcp).set_cork(true);
-        }
+        let fd = match self {
+            Stream::Tcp(tcp) => tcp.as_raw_fd(),
+            Stream::Tls(t) => t.fd,
+            Stream::TlsUp(t) => t.fd,
+            Stream::Closed => return,
+        };
+        // The socket lives as long as the stream, which the borrow holds. A failure changes
+        // nothing but the segment count.
+        let _ = socket2_rawfd::SockRef::from(&Fd(fd)).set_cork(true);
     }
 
     /// Split into halves that can read and write at the same time. `None` for a TLS stream
@@ -130,6 +141,15 @@ impl Stream {
             }
             _ => return None,
         })
+    }
+}
+
+/// A socket's descriptor, for `SockRef`, which borrows anything that has one.
+struct Fd(RawFd);
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
     }
 }
 

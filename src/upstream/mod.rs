@@ -7,6 +7,7 @@ pub mod retry;
 pub mod tls;
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use monoio::net::TcpStream;
@@ -61,13 +62,14 @@ pub async fn connect(
         Err(_) => return Err(ProxyError::UpstreamConnectTimeout),
     };
     let _ = tcp.set_nodelay(true);
+    let fd = tcp.as_raw_fd();
     let stream = match tls {
         None => Stream::from(tcp),
         Some((_, None)) => return Err(ProxyError::UpstreamTls),
         Some((connector, Some(name))) => {
             // A cancelled handshake leaves nothing to reuse: the stream is dropped.
             match monoio::time::timeout_at(deadline, connector.connect(name, tcp)).await {
-                Ok(Ok(s)) => Stream::tls_up(s),
+                Ok(Ok(s)) => Stream::tls_up(s, fd),
                 Ok(Err(e)) => {
                     tracing::debug!(%addr, error = %e, "upstream TLS handshake failed");
                     return Err(ProxyError::UpstreamTls);
