@@ -19,11 +19,17 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 use monoio::BufResult;
+
+/// The longest a closing TLS connection waits to hand its close_notify to the kernel (nginx's
+/// SSL shutdown waits 3 s too). It takes no time unless the peer stopped reading with its
+/// receive window full; such a peer is not owed the last 24 bytes.
+pub const CLOSE_NOTIFY_WAIT: Duration = Duration::from_secs(3);
 
 pub type ServerTls = monoio_rustls::ServerTlsStream<TcpStream>;
 pub type ClientTls = monoio_rustls::ClientTlsStream<TcpStream>;

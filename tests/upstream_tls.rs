@@ -204,3 +204,70 @@ fn a_close_delimited_body_over_tls_is_complete_only_with_close_notify() {
         "a body cut without close_notify reached the client as complete"
     );
 }
+
+/// An HTTPS origin (rustls, `backend.test`) for one connection: answers its keep-alive requests
+/// with "ok" until the client closes, then says on the channel whether the close came with
+/// close_notify (rustls reads a bare FIN as `UnexpectedEof`).
+fn keep_alive_tls_origin(certs: &Certs) -> (SocketAddr, std::sync::mpsc::Receiver<bool>) {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    use std::io::{Read, Write};
+    let chain: Vec<CertificateDer> = CertificateDer::pem_file_iter(certs.cert("backend.test"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(certs.key("backend.test")).unwrap();
+    let cfg = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((sock, _)) = listener.accept() else {
+            return;
+        };
+        sock.set_read_timeout(Some(DEADLINE)).unwrap();
+        let conn = rustls::ServerConnection::new(std::sync::Arc::new(cfg)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        let clean = loop {
+            match tls.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                Ok(_) => break true,
+                Err(_) => break false,
+            }
+            if head.ends_with(b"\r\n\r\n") {
+                head.clear();
+                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+        };
+        let _ = tx.send(clean);
+    });
+    (addr, rx)
+}
+
+/// A pooled TLS connection that coregate closes (here: idle past `upstream_idle_ms`) ends with
+/// close_notify, as RFC 8446 §6.1 requires: servers that log a bare FIN as a possible truncation
+/// (Java's SSLEngine) see a clean end.
+#[test]
+fn idle_tls_upstream_connections_close_with_close_notify() {
+    let certs = Certs::generate(&["backend.test"]);
+    let (origin, closed) = keep_alive_tls_origin(&certs);
+    let front = front_to(
+        origin,
+        &verified(&certs),
+        "[timeouts]\nupstream_idle_ms = 200",
+    );
+    let mut c = Client::connect(front.addr());
+    for _ in 0..2 {
+        let r = c.get("/");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+    }
+    // The pool's sweep (every second) closes the idle connection.
+    let clean = closed
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the idle upstream connection was not closed");
+    assert!(clean, "closed without close_notify");
+}

@@ -4,8 +4,6 @@
 //! that closing a socket with unread bytes sends. And over TLS, every end says close_notify.
 //! Owns no answer and no decision to close.
 
-use std::time::Duration;
-
 use monoio::io::AsyncWriteRent;
 use monoio::time::Instant;
 use tracing::debug;
@@ -14,6 +12,7 @@ use super::guard::Lingering;
 use super::Conn;
 use crate::config::Timeouts;
 use crate::shard::Shard;
+use crate::stream::CLOSE_NOTIFY_WAIT;
 
 /// A lingering close ends after discarding this many bytes. What a client can have in flight
 /// when it learns of the answer is about its send buffer plus ours (Linux's autotuning maxima:
@@ -23,11 +22,6 @@ const LINGER_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
 /// Smallest read while discarding (the input buffer's usual capacity; it is not grown past).
 const LINGER_READ_BYTES: usize = 4096;
-
-/// The longest a closing TLS connection waits to hand its close_notify to the kernel (nginx's
-/// SSL shutdown waits 3 s too). It takes no time unless the client stopped reading with its
-/// receive window full; such a client is not owed the last 24 bytes.
-const CLOSE_NOTIFY_WAIT: Duration = Duration::from_secs(3);
 
 impl Conn {
     /// The client may still be sending: the current request's body was not read in full, or

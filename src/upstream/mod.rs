@@ -10,12 +10,13 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use monoio::io::AsyncWriteRent;
 use monoio::net::TcpStream;
 use rustls::pki_types::ServerName;
 
 use crate::buf::RecvBuf;
 use crate::error::ProxyError;
-use crate::stream::Stream;
+use crate::stream::{Stream, CLOSE_NOTIFY_WAIT};
 
 /// Initial read buffer of an upstream connection. 32 KiB takes a response head and a body of up
 /// to ~32 KiB in one read: with 16 KiB, a 16 KiB response needed two upstream reads and two
@@ -41,6 +42,22 @@ pub struct UpstreamConn {
     /// Came from the idle pool: it may have been closed by the server meanwhile.
     pub reused: bool,
     pub idle_since: std::time::Instant,
+}
+
+impl UpstreamConn {
+    /// Close a connection coregate no longer wants (idle too long, pool full, address gone).
+    /// Over TLS, close_notify first (RFC 8446 §6.1 says each side MUST), in a task of its own
+    /// that waits at most `CLOSE_NOTIFY_WAIT`: a server that logs a close without it (Java's
+    /// SSLEngine warns of a "possible truncation attack") sees a clean end. Plain TCP: the
+    /// socket just closes. On a shard only (it spawns for TLS).
+    pub fn close(mut self: Box<Self>) {
+        if self.stream.is_tls() {
+            monoio::spawn(async move {
+                let shut = self.stream.shutdown();
+                let _ = monoio::time::timeout(CLOSE_NOTIFY_WAIT, shut).await;
+            });
+        }
+    }
 }
 
 /// How to secure a new connection: the shard's TLS connector for the cluster and the name to

@@ -45,7 +45,13 @@ impl PoolSlot {
     fn set_addr(&self, addr: SocketAddr) {
         if self.addr.get() != addr {
             self.addr.set(addr);
-            self.idle.borrow_mut().clear();
+            self.close_idle();
+        }
+    }
+
+    fn close_idle(&self) {
+        for conn in self.idle.borrow_mut().drain(..) {
+            conn.close();
         }
     }
 }
@@ -117,7 +123,7 @@ impl Pools {
     /// No cluster names `pool` any more: close its idle connections, pool none again.
     pub fn retire(&self, pool: usize) {
         if let Some(slot) = self.slots.borrow_mut().get_mut(pool).and_then(Option::take) {
-            slot.idle.borrow_mut().clear();
+            slot.close_idle();
         }
     }
 
@@ -137,6 +143,7 @@ impl Pools {
                 conn.reused = true;
                 return Some(conn);
             }
+            conn.close();
         }
         None
     }
@@ -149,14 +156,14 @@ impl Pools {
             "only a connection with nothing unread is reusable"
         );
         let Some(slot) = self.slot(conn.pool) else {
-            return;
+            return conn.close();
         };
         if slot.addr.get() != conn.addr {
-            return; // connected before the address changed
+            return conn.close(); // connected before the address changed
         }
         let mut idle = slot.idle.borrow_mut();
         if idle.len() >= max {
-            return;
+            return conn.close();
         }
         conn.idle_since = now;
         idle.push(conn);
@@ -166,9 +173,16 @@ impl Pools {
     pub fn sweep(&self, idle_max: Duration) {
         let now = Instant::now();
         for slot in self.slots.borrow().iter().flatten() {
-            slot.idle
-                .borrow_mut()
-                .retain(|c| now.duration_since(c.idle_since) < idle_max);
+            let mut idle = slot.idle.borrow_mut();
+            let mut i = 0;
+            while i < idle.len() {
+                if now.duration_since(idle[i].idle_since) < idle_max {
+                    i += 1;
+                } else {
+                    // `remove`, not `swap_remove`: the order is the LIFO order of reuse.
+                    idle.remove(i).close();
+                }
+            }
         }
     }
 
