@@ -6,13 +6,19 @@ connections on loopback, sends one keep-alive request on each and reads its answ
 leaves them all open and idle. Prints the proxy's RSS before and after and the difference per
 connection. Bounded: N connections, a deadline on every step, everything closed at the end.
 
-Usage: python3 scripts/idle_memory.py [--connections 10000] [--binary target/release/coregate]
+--tls makes the listener HTTPS (config/certs/, the example certificates) and the clients TLS.
+--proxy nginx|haproxy measures one of those instead, configured alike (one worker, a static
+answer, the same certificates), for comparison.
+
+Usage: python3 scripts/idle_memory.py [--connections 10000] [--tls] [--proxy coregate]
+       [--binary target/release/coregate]
 """
 
 import argparse
 import os
 import resource
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -20,6 +26,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REQUEST = b"GET / HTTP/1.1\r\nHost: idle\r\n\r\n"
+CERTS = os.path.join(ROOT, "config/certs")
 
 
 def rss_kib(pid):
@@ -48,57 +55,125 @@ def one_request(sock):
         data += chunk
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--connections", type=int, default=10_000)
-    ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/coregate"))
-    args = ap.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = args.connections + 256
-    if soft < need:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="coregate-idle-") as work:
-        conf = os.path.join(work, "idle.toml")
+def proxy_command(kind, work, port, connections, tls):
+    """The command line that starts `kind` listening on `port`, its config written in `work`."""
+    cert, key = os.path.join(CERTS, "localhost.pem"), os.path.join(CERTS, "localhost.key")
+    if kind == "nginx":
+        ssl_lines = f"ssl_certificate {cert}; ssl_certificate_key {key};" if tls else ""
+        conf = os.path.join(work, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(f"""
+            f.write(f"""daemon off; master_process off; worker_processes 1;
+pid {work}/nginx.pid; error_log {work}/nginx.err;
+events {{ worker_connections {connections + 100}; }}
+http {{ access_log off; keepalive_timeout 300s; keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{port}{" ssl" if tls else ""}; {ssl_lines}
+    location / {{ return 200 "ok"; }} }} }}
+""")
+        return ["nginx", "-c", conf]
+    if kind == "haproxy":
+        bind = f"bind 127.0.0.1:{port}"
+        if tls:
+            pem = os.path.join(work, "haproxy.pem")
+            with open(pem, "w") as f:
+                f.write(open(cert).read() + open(key).read())
+            bind += f" ssl crt {pem}"
+        conf = os.path.join(work, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write(f"""global
+  maxconn {connections + 100}
+  nbthread 1
+defaults
+  mode http
+  timeout client 300s
+  timeout server 30s
+  timeout connect 5s
+  timeout http-keep-alive 300s
+frontend fe
+  {bind}
+  http-request return status 200 content-type text/plain string ok
+""")
+        return ["haproxy", "-db", "-f", conf]
+    tls_lines = f'[listener.tls]\ncert = "{cert}"\nkey = "{key}"\n' if tls else ""
+    conf = os.path.join(work, "idle.toml")
+    with open(conf, "w") as f:
+        f.write(f"""
 [server]
 workers = 1
 [log]
 level = "error"
 [limits]
-connections_per_shard_max = {args.connections + 100}
+connections_per_shard_max = {connections + 100}
 [[listener]]
 listen = "127.0.0.1:{port}"
-[[route]]
+{tls_lines}[[route]]
 respond = {{ status = 200, body = "ok" }}
 """)
-        proxy = subprocess.Popen([args.binary, "--config", conf], stderr=subprocess.PIPE)
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--connections", type=int, default=10_000)
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/coregate"))
+    ap.add_argument("--tls", action="store_true", help="HTTPS listener, TLS clients")
+    ap.add_argument("--proxy", choices=["coregate", "nginx", "haproxy"], default="coregate")
+    args = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # HAProxy asks for twice its maxconn in descriptors, and fails to start without them.
+    need = 2 * args.connections + 512
+    if soft < need:
+        if hard < need:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (need, need))  # root may raise it
+            except (ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        else:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    port = free_port()
+    context = None
+    if args.tls:
+        context = ssl.create_default_context(cafile=os.path.join(CERTS, "ca.pem"))
+
+    def connect():
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.settimeout(5)
+        if context is not None:
+            s = context.wrap_socket(s, server_hostname="localhost")
+        return s
+
+    with tempfile.TemporaryDirectory(prefix="coregate-idle-") as work:
+        command = proxy_command(args.proxy, work, port, args.connections, args.tls)
+        if command is None:
+            command = [args.binary, "--config", os.path.join(work, "idle.toml")]
+        proxy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         socks = []
         try:
             deadline = time.time() + 10
             while True:
                 try:
-                    s = socket.create_connection(("127.0.0.1", port), timeout=1)
+                    s = connect()
                     one_request(s)
                     s.close()
                     break
                 except OSError:
                     if time.time() > deadline or proxy.poll() is not None:
-                        raise RuntimeError("proxy did not start")
+                        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+                        raise RuntimeError(f"{args.proxy} did not start (file limit {limit}; "
+                                           "HAProxy wants two per connection: try "
+                                           f"--connections {limit // 2 - 300})")
                     time.sleep(0.05)
             time.sleep(0.5)
             before = rss_kib(proxy.pid)
             for _ in range(args.connections):
-                s = socket.create_connection(("127.0.0.1", port), timeout=5)
-                s.settimeout(5)
+                s = connect()
                 one_request(s)
                 socks.append(s)
             time.sleep(1.0)  # let the shard settle (buffers given back after the answer)
             after = rss_kib(proxy.pid)
             per = (after - before) * 1024 / args.connections
-            print(f"connections {args.connections}: RSS {before} KiB -> {after} KiB, "
-                  f"{per / 1024:.1f} KiB ({per:.0f} B) per idle keep-alive connection")
+            kind = "TLS keep-alive" if args.tls else "keep-alive"
+            print(f"{args.proxy}, connections {args.connections}: RSS {before} KiB -> {after} KiB, "
+                  f"{per / 1024:.1f} KiB ({per:.0f} B) per idle {kind} connection")
         finally:
             for s in socks:
                 s.close()
