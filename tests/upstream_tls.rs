@@ -140,23 +140,26 @@ fn websocket_through_an_upstream_tls_connection() {
     assert_eq!(ws_origin.paths(), vec!["/tunnel".to_string()]);
 }
 
-/// An HTTPS origin (rustls, `backend.test`) answering its first `connections` connections, one
-/// request each, with `body` and no length: the body ends with the connection. For `/clean`
-/// the TLS stream ends with close_notify; otherwise with a bare FIN, which is how a cut looks.
-fn close_delimited_tls_origin(certs: &Certs, body: Vec<u8>, connections: usize) -> SocketAddr {
+/// A rustls server config with the `backend.test` certificate, for origins written in a test.
+fn backend_tls(certs: &Certs) -> rustls::ServerConfig {
     use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-    use std::io::{Read, Write};
     let chain: Vec<CertificateDer> = CertificateDer::pem_file_iter(certs.cert("backend.test"))
         .unwrap()
         .map(|c| c.unwrap())
         .collect();
     let key = PrivateKeyDer::from_pem_file(certs.key("backend.test")).unwrap();
-    let cfg = std::sync::Arc::new(
-        rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .unwrap(),
-    );
+    rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap()
+}
+
+/// An HTTPS origin (rustls, `backend.test`) answering its first `connections` connections, one
+/// request each, with `body` and no length: the body ends with the connection. For `/clean`
+/// the TLS stream ends with close_notify; otherwise with a bare FIN, which is how a cut looks.
+fn close_delimited_tls_origin(certs: &Certs, body: Vec<u8>, connections: usize) -> SocketAddr {
+    use std::io::{Read, Write};
+    let cfg = std::sync::Arc::new(backend_tls(certs));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -209,17 +212,8 @@ fn a_close_delimited_body_over_tls_is_complete_only_with_close_notify() {
 /// with "ok" until the client closes, then says on the channel whether the close came with
 /// close_notify (rustls reads a bare FIN as `UnexpectedEof`).
 fn keep_alive_tls_origin(certs: &Certs) -> (SocketAddr, std::sync::mpsc::Receiver<bool>) {
-    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
     use std::io::{Read, Write};
-    let chain: Vec<CertificateDer> = CertificateDer::pem_file_iter(certs.cert("backend.test"))
-        .unwrap()
-        .map(|c| c.unwrap())
-        .collect();
-    let key = PrivateKeyDer::from_pem_file(certs.key("backend.test")).unwrap();
-    let cfg = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
+    let cfg = backend_tls(certs);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
