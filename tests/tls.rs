@@ -252,3 +252,44 @@ fn every_tls_connection_ends_with_close_notify() {
     assert!(got.starts_with("HTTP/1.1 408"), "{got:.60}");
     assert!(!proxy.log().contains("panicked"), "{}", proxy.log());
 }
+
+/// Bodies far larger than a TLS record cross a TLS client connection whole in both directions,
+/// on one keep-alive connection, between small requests: the TLS buffers grow for large
+/// records and shrink again for small ones (vendor/monoio-io-wrapper), and lose no byte.
+#[test]
+fn large_and_small_bodies_alternate_on_one_tls_connection() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let certs = Certs::generate(&["localhost", "api.test"]);
+    let origin = Origin::echo();
+    let proxy = Proxy::start(&tls_config(&certs, &origin));
+    let tls = tls_client(proxy.addr(), &certs.ca(), "localhost");
+    let mut c = BufReader::new(tls);
+    for (i, size) in [10usize, 3_000_000, 100, 70_000, 0, 1_000_000, 5]
+        .into_iter()
+        .enumerate()
+    {
+        let body: Vec<u8> = (0..size).map(|j| (j * 7 + i) as u8).collect();
+        let head =
+            format!("POST /{i} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {size}\r\n\r\n");
+        c.get_mut().write_all(head.as_bytes()).unwrap();
+        c.get_mut().write_all(&body).unwrap();
+        let mut length = None;
+        let mut line = String::new();
+        c.read_line(&mut line).unwrap();
+        assert!(line.starts_with("HTTP/1.1 200"), "request {i}: {line}");
+        loop {
+            line.clear();
+            c.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = Some(v.trim().parse::<usize>().unwrap());
+            }
+        }
+        assert_eq!(length, Some(size), "request {i}");
+        let mut echoed = vec![0u8; size];
+        c.read_exact(&mut echoed).unwrap();
+        assert!(echoed == body, "request {i}: the echoed body differs");
+    }
+}
