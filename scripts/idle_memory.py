@@ -4,14 +4,16 @@
 Starts the release binary with one worker and a static-response route, opens N client
 connections on loopback, sends one keep-alive request on each and reads its answer, then
 leaves them all open and idle. Prints the proxy's RSS before and after and the difference per
-connection. Bounded: N connections, a deadline on every step, everything closed at the end.
+connection. The connections open in --batches batches, each left idle --settle seconds before
+the next (connections arrive over time, and coregate releases an idle one's task and buffers
+after a second); the growth of the last batch alone is printed too. Bounded: N connections, a deadline on every step, everything closed at the end.
 
 --tls makes the listener HTTPS (config/certs/, the example certificates) and the clients TLS.
 --proxy nginx|haproxy measures one of those instead, configured alike (one worker, a static
 answer, the same certificates), for comparison.
 
 Usage: python3 scripts/idle_memory.py [--connections 10000] [--tls] [--proxy coregate]
-       [--binary target/release/coregate]
+       [--binary target/release/coregate] [--batches 10] [--settle 2.5]
 """
 
 import argparse
@@ -117,6 +119,10 @@ def main():
     ap.add_argument("--binary", default=os.path.join(ROOT, "target/release/coregate"))
     ap.add_argument("--tls", action="store_true", help="HTTPS listener, TLS clients")
     ap.add_argument("--proxy", choices=["coregate", "nginx", "haproxy"], default="coregate")
+    ap.add_argument("--batches", type=int, default=10,
+                    help="open the connections in this many batches (1 = all at once)")
+    ap.add_argument("--settle", type=float, default=2.5,
+                    help="seconds each batch is left idle (past coregate's 1 s release)")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     # HAProxy asks for twice its maxconn in descriptors, and fails to start without them.
@@ -163,17 +169,30 @@ def main():
                                            f"--connections {limit // 2 - 300})")
                     time.sleep(0.05)
             time.sleep(0.5)
+            # In batches, each left idle for --settle seconds before the next: coregate gives
+            # an idle connection's task and buffers back after a second (above
+            # `idle_release_connections`), and the allocator keeps what is freed for reuse
+            # rather than returning it, so the figure counts the memory of one batch's busy
+            # second. The last batch's growth alone is what each further idle connection costs.
             before = rss_kib(proxy.pid)
-            for _ in range(args.connections):
-                s = connect()
-                one_request(s)
-                socks.append(s)
-            time.sleep(1.0)  # let the shard settle (buffers given back after the answer)
+            sizes = [args.connections // args.batches] * args.batches
+            sizes[-1] += args.connections - sum(sizes)
+            last_before = before
+            for size in sizes:
+                last_before = rss_kib(proxy.pid)
+                for _ in range(size):
+                    s = connect()
+                    one_request(s)
+                    socks.append(s)
+                time.sleep(args.settle)
             after = rss_kib(proxy.pid)
             per = (after - before) * 1024 / args.connections
+            last = (after - last_before) * 1024 / sizes[-1]
             kind = "TLS keep-alive" if args.tls else "keep-alive"
-            print(f"{args.proxy}, connections {args.connections}: RSS {before} KiB -> {after} KiB, "
-                  f"{per / 1024:.1f} KiB ({per:.0f} B) per idle {kind} connection")
+            print(f"{args.proxy}, connections {args.connections} in {args.batches} batches: "
+                  f"RSS {before} KiB -> {after} KiB, {per / 1024:.1f} KiB ({per:.0f} B) per idle "
+                  f"{kind} connection; the last {sizes[-1]} alone: {last / 1024:.1f} KiB "
+                  f"({last:.0f} B) each")
         finally:
             for s in socks:
                 s.close()

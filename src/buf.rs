@@ -7,8 +7,10 @@
 
 use std::io;
 
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::buf::{IoBufMut, SliceMut};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent,
+};
 
 #[derive(Debug, Default)]
 pub struct RecvBuf {
@@ -73,6 +75,28 @@ impl RecvBuf {
         r: &mut R,
         capacity_max: usize,
     ) -> io::Result<usize> {
+        let spare = self.spare(capacity_max)?;
+        let (res, slice) = r.read(spare).await;
+        self.buf = slice.into_inner();
+        res
+    }
+
+    /// `fill` with a read that `c`'s canceller can cancel. A cancelled read returns what it
+    /// received before the cancel took effect, or `ECANCELED`; the buffer is kept either way.
+    pub async fn fill_cancelable<R: CancelableAsyncReadRent>(
+        &mut self,
+        r: &mut R,
+        capacity_max: usize,
+        c: CancelHandle,
+    ) -> io::Result<usize> {
+        let spare = self.spare(capacity_max)?;
+        let (res, slice) = r.cancelable_read(spare, c).await;
+        self.buf = slice.into_inner();
+        res
+    }
+
+    /// The free room at the end, taken out of `self` for a read (put back with the bytes read).
+    fn spare(&mut self, capacity_max: usize) -> io::Result<SliceMut<Vec<u8>>> {
         if self.buf.len() == self.buf.capacity() {
             if self.start > 0 {
                 self.buf.copy_within(self.start.., 0);
@@ -93,9 +117,7 @@ impl RecvBuf {
         }
         let buf = std::mem::take(&mut self.buf);
         let (len, cap) = (buf.len(), buf.capacity());
-        let (res, slice) = r.read(buf.slice_mut(len..cap)).await;
-        self.buf = slice.into_inner();
-        res
+        Ok(buf.slice_mut(len..cap))
     }
 
     /// Put `bytes` in front of the pending bytes, over consumed ones, without moving the pending

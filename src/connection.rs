@@ -13,6 +13,7 @@ mod answer;
 mod buffers;
 mod cached;
 mod guard;
+mod idle;
 mod linger;
 mod logging;
 mod workers;
@@ -25,6 +26,7 @@ use std::rc::Rc;
 use std::time::Instant as StdInstant;
 
 use futures_util::FutureExt;
+use monoio::io::Canceller;
 use monoio::time::{timeout, Instant};
 use tracing::{debug, error};
 
@@ -36,6 +38,7 @@ use crate::http::canned;
 use crate::http::request::{self, Method, RequestHead};
 use crate::http::write::FieldEdits;
 use crate::http::HeaderSpan;
+use crate::listener::ListenerCtx;
 use crate::metrics::Metered;
 use crate::proxy::Changes;
 use crate::router::{Action, Lookup, RouteId, RouteRequest};
@@ -44,8 +47,9 @@ use crate::stream::Stream;
 use crate::timer::Timer;
 use buffers::ConnBuffers;
 use guard::{InFlight, OpenConnection};
+use idle::{Idle, Waited};
 use workers::Kit;
-pub use workers::{Accepted, Workers};
+pub use workers::{Accepted, Client, Workers};
 
 /// Per-connection state, reused across the requests of a keep-alive connection.
 pub struct Conn {
@@ -75,42 +79,55 @@ pub struct Conn {
     cut_off: bool,
     /// The deadline of the connection's current I/O operation (client or upstream side).
     pub timer: Timer,
+    /// Cancels the wait for the next request when the connection goes idle (`idle`).
+    canceller: Canceller,
 }
 
-/// Serve a client until it leaves, errs or the shard drains, with the timer and buffers of
-/// `kit`, which is handed back for the task's next connection (`workers`). A panic here is
-/// caught and ends only this connection, never the shard; the kit is then dropped.
-async fn serve(shard: Rc<Shard>, accepted: Accepted, kit: Kit) -> Option<Kit> {
-    let Accepted {
-        tcp,
-        peer,
-        listener,
-    } = accepted;
-    let _open = OpenConnection::new(shard.clone(), peer.ip(), &listener);
-    debug!(shard = shard.id, %peer, "connection accepted");
-    let stream = match &listener.tls {
-        None => Stream::from(tcp),
-        Some(acceptor) => {
-            let t = shard.snapshot().config.timeouts.tls_handshake;
-            let fd = tcp.as_raw_fd();
-            // Boxed: a monoio timeout's timer entry is 128-byte aligned and the handshake future
-            // is large; inline, they would pad every connection's task, plain ones included.
-            match Box::pin(timeout(t, acceptor.accept(tcp))).await {
-                Ok(Ok(tls)) => Stream::tls(tls, fd),
-                Ok(Err(e)) => {
-                    debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
-                    return Some(kit);
-                }
-                Err(_) => {
-                    debug!(shard = shard.id, %peer, "TLS handshake timed out");
-                    return Some(kit);
-                }
-            }
+/// How `Conn::run` ended.
+enum Ended {
+    /// The connection is over.
+    Closed,
+    /// Idle between requests, with nothing read: the connection waits without its task
+    /// (`idle`) until the client sends or the idle timeout, given, passes.
+    Idle(Instant),
+}
+
+/// What `Conn::read_head` found.
+enum Next {
+    Head(RequestHead),
+    /// The connection ended quietly (client closed, idle timeout, or a head cut short).
+    End,
+    /// Idle: see `Ended::Idle`.
+    Idle(Instant),
+}
+
+/// Serve a client until it leaves, errs, goes idle or the shard drains, with the timer and
+/// buffers of `kit`, which is handed back for the task's next connection (`workers`). A panic
+/// here is caught and ends only this connection, never the shard; the kit is then dropped.
+async fn serve(shard: Rc<Shard>, client: Client, kit: Kit) -> Option<Kit> {
+    let (stream, peer, listener, open, resumed) = match client {
+        Client::New(Accepted {
+            tcp,
+            peer,
+            listener,
+        }) => {
+            let open = OpenConnection::new(shard.clone(), peer.ip(), &listener);
+            debug!(shard = shard.id, %peer, "connection accepted");
+            let Some(stream) = handshake(&shard, tcp, peer, &listener).await else {
+                return Some(kit);
+            };
+            let stream = Metered::new(stream, listener.stats.clone());
+            (stream, peer, listener, open, false)
         }
+        Client::Back(idle) => (idle.stream, idle.peer, idle.listener, idle.open, true),
     };
-    let Kit { timer, bufs } = kit;
+    let Kit {
+        timer,
+        bufs,
+        canceller,
+    } = kit;
     let mut conn = Conn {
-        stream: Metered::new(stream, listener.stats.clone()),
+        stream,
         scheme: listener.scheme(),
         peer,
         ip_text: IpText::new(peer.ip()),
@@ -123,17 +140,20 @@ async fn serve(shard: Rc<Shard>, accepted: Accepted, kit: Kit) -> Option<Kit> {
         body_unread: false,
         cut_off: false,
         timer,
+        canceller,
     };
     let served = async {
-        conn.run(&shard).await;
-        conn.end().await;
+        let ended = conn.run(&shard, resumed).await;
+        if let Ended::Closed = ended {
+            conn.end().await;
+        }
+        ended
     };
-    if AssertUnwindSafe(served).catch_unwind().await.is_err() {
+    let Ok(ended) = AssertUnwindSafe(served).catch_unwind().await else {
         // Its buffers and timer are dropped with it, not kept.
         error!(shard = shard.id, %peer, "connection task panicked; connection closed");
         return None;
-    }
-    // Close the socket first, then keep the buffers and timer for the task's next connection.
+    };
     let Conn {
         stream,
         inbuf,
@@ -141,9 +161,23 @@ async fn serve(shard: Rc<Shard>, accepted: Accepted, kit: Kit) -> Option<Kit> {
         headers,
         resp_headers,
         timer,
+        canceller,
         ..
     } = conn;
-    drop(stream);
+    match ended {
+        // Close the socket first, then keep the buffers and timer for the task's next
+        // connection.
+        Ended::Closed => drop((stream, open)),
+        Ended::Idle(until) => {
+            let idle = Idle {
+                stream,
+                peer,
+                listener,
+                open,
+            };
+            monoio::spawn(idle::wait(shard.clone(), idle, until));
+        }
+    }
     let bufs = ConnBuffers {
         inbuf,
         out,
@@ -151,7 +185,39 @@ async fn serve(shard: Rc<Shard>, accepted: Accepted, kit: Kit) -> Option<Kit> {
         resp_headers,
     }
     .recycle();
-    Some(Kit { timer, bufs })
+    Some(Kit {
+        timer,
+        bufs,
+        canceller,
+    })
+}
+
+/// The client's stream: TLS after a handshake within `timeouts.tls_handshake` on a TLS
+/// listener. `None`: the handshake failed or timed out (the connection is closed).
+async fn handshake(
+    shard: &Shard,
+    tcp: monoio::net::TcpStream,
+    peer: SocketAddr,
+    listener: &ListenerCtx,
+) -> Option<Stream> {
+    let Some(acceptor) = &listener.tls else {
+        return Some(Stream::from(tcp));
+    };
+    let t = shard.snapshot().config.timeouts.tls_handshake;
+    let fd = tcp.as_raw_fd();
+    // Boxed: a monoio timeout's timer entry is 128-byte aligned and the handshake future is
+    // large; inline, they would pad every connection's task, plain ones included.
+    match Box::pin(timeout(t, acceptor.accept(tcp))).await {
+        Ok(Ok(tls)) => Some(Stream::tls(tls, fd)),
+        Ok(Err(e)) => {
+            debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            debug!(shard = shard.id, %peer, "TLS handshake timed out");
+            None
+        }
+    }
 }
 
 /// A client IP as text, kept inline: formatting it into a `String` cost a connection three
@@ -212,11 +278,13 @@ impl std::ops::Deref for IpText {
 // === impl Conn ===
 
 impl Conn {
-    async fn run(&mut self, shard: &Shard) {
+    /// `resumed`: an idle connection whose client sent again; its request is served even
+    /// when the shard drains, as one already waited for would be.
+    async fn run(&mut self, shard: &Shard, mut resumed: bool) -> Ended {
         let mut ctx = RequestCtx::default();
         loop {
-            if shard.draining() && self.inbuf.is_empty() {
-                return;
+            if shard.draining() && self.inbuf.is_empty() && !std::mem::take(&mut resumed) {
+                return Ended::Closed;
             }
             self.route = None;
             self.body_unread = false;
@@ -227,12 +295,15 @@ impl Conn {
                 let snap = shard.snapshot();
                 (snap.config.limits.clone(), snap.config.timeouts.clone())
             };
-            let read = self.read_head(&limits, &timeouts).await;
+            let hand_off = shard.connections() > limits.idle_release_connections;
+            let read = self.read_head(&limits, &timeouts, hand_off).await;
             // The config current when the request arrived; the request keeps it to the end.
             let snap = shard.snapshot();
             let head = match read {
-                Ok(Some(head)) => head,
-                Ok(None) => return,
+                Ok(Next::Head(head)) => head,
+                Ok(Next::End) => return Ended::Closed,
+                Ok(Next::Idle(_)) if shard.draining() => return Ended::Closed,
+                Ok(Next::Idle(until)) => return Ended::Idle(until),
                 Err(e) => {
                     debug!(peer = %self.peer, error = %e, "refused request head");
                     ctx.clear();
@@ -247,7 +318,7 @@ impl Conn {
                         .done(ctx.outcome.status, started.elapsed());
                     // The refused head is still buffered, and more may follow it.
                     self.close(shard, &timeouts).await;
-                    return;
+                    return Ended::Closed;
                 }
             };
             let in_flight = InFlight::new(shard);
@@ -265,25 +336,27 @@ impl Conn {
                 // The request is answered; a lingering close is not a request in flight.
                 drop(in_flight);
                 self.close(shard, &timeouts).await;
-                return;
+                return Ended::Closed;
             }
         }
     }
 
-    /// Wait for the next request head. `Ok(None)`: the connection ended quietly (client closed,
-    /// idle timeout, or a head cut short by the client).
+    /// Wait for the next request head (`hand_off`: an idle wait may end in `Next::Idle`).
     async fn read_head(
         &mut self,
         limits: &Limits,
         timeouts: &Timeouts,
-    ) -> Result<Option<RequestHead>, ProxyError> {
+        hand_off: bool,
+    ) -> Result<Next, ProxyError> {
         let cap = limits.header_bytes_max;
         if self.inbuf.is_empty() {
-            let fill = self.inbuf.fill(&mut self.stream, cap);
-            let first = self.timer.limit(timeouts.client_idle, fill);
-            match first.await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return Ok(None),
+            match self
+                .await_request(timeouts.client_idle, cap, hand_off)
+                .await
+            {
+                Waited::Bytes => {}
+                Waited::End => return Ok(Next::End),
+                Waited::Idle(until) => return Ok(Next::Idle(until)),
             }
         }
         // The head deadline is read from the clock only when the first read did not bring the
@@ -291,13 +364,13 @@ impl Conn {
         let mut deadline = None;
         loop {
             if let Some(head) = request::parse(self.inbuf.pending(), limits, &mut self.headers)? {
-                return Ok(Some(head));
+                return Ok(Next::Head(head));
             }
             let deadline = *deadline.get_or_insert_with(|| Instant::now() + timeouts.client_header);
             let fill = self.inbuf.fill(&mut self.stream, cap);
             match self.timer.limit_at(deadline, fill).await {
                 Ok(Ok(n)) if n > 0 => {}
-                Ok(_) => return Ok(None),
+                Ok(_) => return Ok(Next::End),
                 Err(_) => return Err(ProxyError::ClientTimeout),
             }
         }

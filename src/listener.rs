@@ -143,7 +143,7 @@ pub async fn accept_loop(shard: Rc<Shard>, id: u64, std: StdListener, stop: Rc<S
                     peer,
                     listener: ctx,
                 };
-                Workers::dispatch(&shard, accepted);
+                Workers::dispatch(&shard, accepted.into());
             }
             Err(e) => {
                 // EMFILE/ENFILE and friends: back off instead of spinning on the error.

@@ -22,7 +22,10 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent, OwnedReadHalf,
+    OwnedWriteHalf, Splitable,
+};
 use monoio::net::TcpStream;
 use monoio::BufResult;
 
@@ -99,6 +102,15 @@ impl Stream {
     /// `fd`: the TCP socket the handshake was made on, now owned by `stream`.
     pub fn tls_up(stream: ClientTls, fd: RawFd) -> Stream {
         Stream::TlsUp(TlsConn::new(stream, fd))
+    }
+
+    /// Wait until a plain TCP stream has bytes to read, its end, or an error, holding no
+    /// buffer (an io_uring poll). TLS streams refuse: rustls may hold bytes already read.
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.readable(false).await,
+            _ => Err(not_cancelable()),
+        }
     }
 
     pub fn is_tls(&self) -> bool {
@@ -222,6 +234,13 @@ fn closed() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "stream moved into a tunnel")
 }
 
+fn not_cancelable() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "only a plain TCP read can be cancelled",
+    )
+}
+
 fn poisoned() -> io::Error {
     io::Error::new(
         io::ErrorKind::BrokenPipe,
@@ -272,6 +291,34 @@ impl AsyncReadRent for Stream {
             Stream::Tls(t) => tls_read!(t, Box::pin(t.stream.readv(buf)), buf),
             Stream::TlsUp(t) => tls_read!(t, Box::pin(t.stream.readv(buf)), buf),
             Stream::Closed => (Err(closed()), buf),
+        }
+    }
+}
+
+/// Plain TCP only: a cancelled TLS read would leave monoio-rustls unable to read again (see
+/// the caveat above), so a TLS stream refuses. Cancelled, a read ends with what it received
+/// before the cancel took effect, or with `ECANCELED`: no byte is lost, unlike a read whose
+/// future is dropped.
+impl CancelableAsyncReadRent for Stream {
+    async fn cancelable_read<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        match self {
+            Stream::Tcp(s) => s.cancelable_read(buf, c).await,
+            _ => (Err(not_cancelable()), buf),
+        }
+    }
+
+    async fn cancelable_readv<T: IoVecBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        match self {
+            Stream::Tcp(s) => s.cancelable_readv(buf, c).await,
+            _ => (Err(not_cancelable()), buf),
         }
     }
 }

@@ -135,6 +135,11 @@ fn bad_values() {
         "outside",
     );
     fails(
+        "[limits]\nidle_release_connections = 20000000\n",
+        "limits.idle_release_connections",
+        "outside",
+    );
+    fails(
         "[timeouts]\nclient_header_ms = 0\n",
         "timeouts.client_header_ms",
         "outside",

@@ -213,3 +213,90 @@ fn parked_connection_tasks_serve_later_clients_with_working_timeouts() {
         assert!(t.elapsed() < Duration::from_secs(2), "{driver:?}");
     }
 }
+
+/// With more open connections on the shard than `idle_release_connections` (here 0), a
+/// keep-alive connection quiet for a second gives up its task and buffers and waits on a poll
+/// alone (`coregate_connections_idle`), without losing anything: it is still counted against
+/// `connections_per_shard_max`, its next requests (two pipelined in one write) are answered,
+/// a client that closes while it waits is let go, and one that stays quiet is closed at
+/// `client_idle_ms`, counted from its last answer. At the default (1,000) two connections
+/// keep their tasks.
+#[test]
+fn idle_connections_wait_without_a_task_and_come_back() {
+    for driver in [Driver::Auto, Driver::Legacy] {
+        let origin = Origin::fixed("o", "ok");
+        let head = ops_head_app(1, "", origin.addr);
+        let proxy = Proxy::start_with(&format!("{head}[[route]]\nupstream = \"app\"\n"), driver);
+        let admin = admin_addr(&proxy);
+        let mut a = Client::connect(proxy.addr());
+        assert_eq!(a.get("/").text(), "ok");
+        let released = poll_until(Duration::from_millis(1500), || {
+            let s = scrape(admin, None);
+            sum(&s, "coregate_connections_idle", &[]) > 0.0
+                || sum(&s, "coregate_connection_tasks_parked", &[]) > 0.0
+        });
+        assert!(
+            !released,
+            "{driver:?}: released below idle_release_connections"
+        );
+        assert_eq!(a.get("/").text(), "ok");
+        drop((a, proxy));
+
+        let toml = format!(
+            "{head}[[route]]\nupstream = \"app\"\n\n[timeouts]\nclient_idle_ms = 3000\n\n\
+             [limits]\nconnections_per_shard_max = 2\nidle_release_connections = 0\n"
+        );
+        let proxy = Proxy::start_with(&toml, driver);
+        let admin = admin_addr(&proxy);
+        let gauge = |name: &str| sum(&scrape(admin, None), name, &[]);
+
+        let mut a = Client::connect(proxy.addr());
+        assert_eq!(a.get("/").text(), "ok");
+        let mut b = Client::connect(proxy.addr());
+        assert_eq!(b.get("/").text(), "ok");
+        let quiet_from = Instant::now();
+        wait_until(DEADLINE, "two idle connections", || {
+            gauge("coregate_connections_idle") == 2.0
+        });
+        assert!(
+            quiet_from.elapsed() >= Duration::from_millis(900),
+            "{driver:?}"
+        );
+        // Their tasks went back to the shard.
+        assert_eq!(gauge("coregate_connection_tasks_parked"), 2.0, "{driver:?}");
+        assert_eq!(gauge("coregate_connections_active"), 2.0, "{driver:?}");
+
+        // Still counted: a third client is refused.
+        let mut c = Client::connect(proxy.addr());
+        assert!(c.is_closed(), "{driver:?}: a third connection was admitted");
+
+        // Two requests in one write on an idle connection: both answered, in order.
+        a.send(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+        for _ in 0..2 {
+            let r = a.read_response(false).expect("an answer after idling");
+            assert_eq!(r.status, 200, "{driver:?}");
+            assert_eq!(r.text(), "ok", "{driver:?}");
+        }
+        let answered = Instant::now();
+        // Back in a task (it goes idle again a second after this answer).
+        assert_eq!(gauge("coregate_connections_idle"), 1.0, "{driver:?}");
+
+        // A client that closes while idle is let go: its count goes.
+        drop(b);
+        wait_until(DEADLINE, "the closed client's connection gone", || {
+            gauge("coregate_connections_active") == 1.0
+        });
+
+        // A client that stays quiet is closed at client_idle_ms after its last answer.
+        assert!(a.is_closed(), "{driver:?}: idle client not closed");
+        let took = answered.elapsed();
+        assert!(
+            took >= Duration::from_millis(2800) && took < Duration::from_secs(6),
+            "{driver:?}: idle client closed after {took:?}"
+        );
+        wait_until(DEADLINE, "no idle connection left", || {
+            gauge("coregate_connections_idle") == 0.0 && gauge("coregate_connections_active") == 0.0
+        });
+        assert_eq!(origin.request_count(), 6, "{driver:?}");
+    }
+}

@@ -19,6 +19,7 @@ fn limits() -> Limits {
         body_bytes_max: 1 << 20,
         connections_per_shard_max: 1,
         connections_per_ip_max: 0,
+        idle_release_connections: 0,
         body_rate_min: None,
     }
 }
@@ -32,6 +33,7 @@ fn roomy() -> Limits {
         body_bytes_max: u64::MAX,
         connections_per_shard_max: 1,
         connections_per_ip_max: 0,
+        idle_release_connections: 0,
         body_rate_min: None,
     }
 }

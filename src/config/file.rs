@@ -242,6 +242,9 @@ pub struct LimitsFile {
     pub connections_per_shard_max: usize,
     /// Open connections per client IP, per shard; 0 = unlimited.
     pub connections_per_ip_max: usize,
+    /// Open connections per shard above which an idle keep-alive connection gives up its task
+    /// and buffers; 0 = always.
+    pub idle_release_connections: usize,
     /// Slowest request body accepted, averaged over `client_body_rate_window_ms`; 0 = no floor.
     pub client_body_rate_min_bytes_per_s: u64,
     pub client_body_rate_window_ms: u64,
@@ -256,6 +259,7 @@ impl Default for LimitsFile {
             body_bytes_max: d::BODY_BYTES_MAX,
             connections_per_shard_max: d::CONNECTIONS_PER_SHARD_MAX,
             connections_per_ip_max: 0,
+            idle_release_connections: d::IDLE_RELEASE_CONNECTIONS,
             client_body_rate_min_bytes_per_s: 0,
             client_body_rate_window_ms: d::CLIENT_BODY_RATE_WINDOW_MS,
         }

@@ -100,6 +100,9 @@ pub struct Limits {
     pub connections_per_shard_max: usize,
     /// Open connections per client IP on one shard; 0 = unlimited.
     pub connections_per_ip_max: usize,
+    /// Open connections on a shard above which a keep-alive connection idle for a second gives
+    /// up its task and buffers (`connection::idle`); 0 = always.
+    pub idle_release_connections: usize,
     /// Slowest request body accepted (slow-POST defence); `None`: no floor.
     pub body_rate_min: Option<crate::relay::MinRate>,
 }

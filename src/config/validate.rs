@@ -188,6 +188,12 @@ fn limits(f: &LimitsFile, errs: &mut Vec<ConfigError>) -> Limits {
         1,
         10_000_000,
     );
+    range(
+        "idle_release_connections",
+        f.idle_release_connections,
+        0,
+        10_000_000,
+    );
     Limits {
         header_bytes_max: f.header_bytes_max,
         header_count_max: f.header_count_max,
@@ -195,6 +201,7 @@ fn limits(f: &LimitsFile, errs: &mut Vec<ConfigError>) -> Limits {
         body_bytes_max: f.body_bytes_max,
         connections_per_shard_max: f.connections_per_shard_max,
         connections_per_ip_max: f.connections_per_ip_max,
+        idle_release_connections: f.idle_release_connections,
         body_rate_min: super::validate_edge::body_rate(f, errs),
     }
 }

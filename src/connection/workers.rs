@@ -18,8 +18,10 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 
+use monoio::io::Canceller;
 use monoio::net::TcpStream;
 
+use super::idle::Idle;
 use super::ConnBuffers;
 use crate::listener::ListenerCtx;
 use crate::shard::Shard;
@@ -34,6 +36,21 @@ const PARKED_MAX: usize = 64;
 pub(super) struct Kit {
     pub timer: Timer,
     pub bufs: ConnBuffers,
+    /// Cancels the wait for a request when the connection goes idle (`idle`).
+    pub canceller: Canceller,
+}
+
+/// A client connection on its way to a task: a new one, or an idle one whose client sent
+/// again (`idle`).
+pub enum Client {
+    New(Accepted),
+    Back(Idle),
+}
+
+impl From<Accepted> for Client {
+    fn from(a: Accepted) -> Client {
+        Client::New(a)
+    }
 }
 
 /// An accepted client connection on its way to a task.
@@ -46,7 +63,7 @@ pub struct Accepted {
 /// Where a parked task waits for its next connection.
 #[derive(Default)]
 struct Slot {
-    next: Cell<Option<Accepted>>,
+    next: Cell<Option<Client>>,
     waker: Cell<Option<Waker>>,
 }
 
@@ -62,6 +79,8 @@ impl Slot {
 pub struct Workers {
     parked: RefCell<Vec<Rc<Slot>>>,
     closed: Cell<bool>,
+    /// Connections waiting idle without a task (`idle`).
+    idle: Cell<usize>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -69,13 +88,14 @@ impl std::fmt::Debug for Workers {
         f.debug_struct("Workers")
             .field("parked", &self.parked.borrow().len())
             .field("closed", &self.closed.get())
+            .field("idle", &self.idle.get())
             .finish()
     }
 }
 
 impl Workers {
     /// Serve `conn` on `shard`: in a parked task if there is one, else in a new task.
-    pub fn dispatch(shard: &Rc<Shard>, conn: Accepted) {
+    pub fn dispatch(shard: &Rc<Shard>, conn: Client) {
         let parked = shard.workers.parked.borrow_mut().pop();
         match parked {
             Some(slot) => {
@@ -101,6 +121,17 @@ impl Workers {
         self.parked.borrow().len()
     }
 
+    /// Connections idle now without a task (the `coregate_connections_idle` gauge).
+    pub fn idle(&self) -> usize {
+        self.idle.get()
+    }
+
+    /// Count one more (`up`) or one fewer connection idle without a task.
+    pub(super) fn count_idle(&self, up: bool) {
+        let n = self.idle.get();
+        self.idle.set(if up { n + 1 } else { n.saturating_sub(1) });
+    }
+
     /// Park `slot` unless the shard shuts down or enough tasks are parked.
     fn park(&self, slot: &Rc<Slot>) -> bool {
         let mut parked = self.parked.borrow_mut();
@@ -113,12 +144,13 @@ impl Workers {
 }
 
 /// One connection task: serves `conn`, then each connection it is handed while parked.
-async fn work(shard: Rc<Shard>, mut conn: Accepted) {
+async fn work(shard: Rc<Shard>, mut conn: Client) {
     // Made when the task first parks: a task whose client stays connected never needs one.
     let mut slot: Option<Rc<Slot>> = None;
     let mut kit = Kit {
         timer: Timer::new(),
         bufs: ConnBuffers::new(),
+        canceller: Canceller::new(),
     };
     loop {
         // A panic inside a connection is caught in `serve` and ends this task (the state of

@@ -420,6 +420,7 @@ mod tests {
             body_bytes_max: d::BODY_BYTES_MAX,
             connections_per_shard_max: 10,
             connections_per_ip_max: 0,
+            idle_release_connections: 0,
             body_rate_min: None,
         }
     }

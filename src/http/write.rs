@@ -278,6 +278,7 @@ mod tests {
             body_bytes_max: d::BODY_BYTES_MAX,
             connections_per_shard_max: 1,
             connections_per_ip_max: 0,
+            idle_release_connections: 0,
             body_rate_min: None,
         }
     }

@@ -7,7 +7,7 @@ use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent};
 use monoio::BufResult;
 
 use super::ListenerStats;
@@ -58,6 +58,28 @@ impl<S: AsyncReadRent> AsyncReadRent for Metered<S> {
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         let r = self.inner.readv(buf).await;
+        count(&r, &self.stats.c.received);
+        r
+    }
+}
+
+impl<S: CancelableAsyncReadRent> CancelableAsyncReadRent for Metered<S> {
+    async fn cancelable_read<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        let r = self.inner.cancelable_read(buf, c).await;
+        count(&r, &self.stats.c.received);
+        r
+    }
+
+    async fn cancelable_readv<T: IoVecBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        let r = self.inner.cancelable_readv(buf, c).await;
         count(&r, &self.stats.c.received);
         r
     }

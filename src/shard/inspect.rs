@@ -140,6 +140,12 @@ pub(super) fn metrics(shard: &Shard, snap: &Snapshot) -> Families {
         &me,
         shard.workers.parked() as f64,
     );
+    out.gauge(
+        "coregate_connections_idle",
+        "Keep-alive client connections idle for a second or more, waiting with no task or buffer.",
+        &me,
+        shard.workers.idle() as f64,
+    );
     let listeners: Vec<_> = snap
         .listeners
         .iter()

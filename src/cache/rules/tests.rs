@@ -117,6 +117,7 @@ fn request_directives() {
             body_bytes_max: 0,
             connections_per_shard_max: 1,
             connections_per_ip_max: 0,
+            idle_release_connections: 0,
             body_rate_min: None,
         };
         crate::http::request::parse(&raw, &limits, &mut h)

@@ -1,0 +1,135 @@
+//! Idle keep-alive connections hold no task and no buffers. A connection waiting for its next
+//! request holds a read in flight, and the read holds the connection's 4 KiB input buffer; its
+//! task holds its future (~5 KiB), output buffer and timer: ~11 KiB per idle connection,
+//! where nginx and HAProxy, which wait on epoll readiness, allocate their buffers only when
+//! bytes arrive (0.5 and 1.1 KiB, `scripts/idle_memory.py`).
+//!
+//! Waiting on readiness first would cost every request an extra io_uring operation (a poll,
+//! then the read). So a connection waits with its read as before, and only once it has been
+//! quiet for `PARK_AFTER` is the read cancelled and the connection reduced to an `Idle`: its
+//! socket and its counts, waiting in a small task of its own on a poll that holds no buffer
+//! (~1.4 KiB in all).
+//! The connection's task, with its buffers and timer, goes back to the shard's parked tasks
+//! (`workers`) for other clients. When the client sends again, or closes, the `Idle` is handed
+//! to a task like a newly accepted connection; at the idle timeout it is closed.
+//!
+//! A read that is cancelled may still have received bytes before the cancel took effect, and a
+//! read whose future is dropped would lose them. So the wait uses monoio's cancellable read,
+//! which ends with those bytes or with `ECANCELED`, and is awaited to its end.
+//!
+//! That read costs ~500 instructions more per request than a plain one (monoio files each
+//! cancellable operation in a SipHash set, and takes it out again: 3.5% of a keep-alive
+//! request's user-space instructions, callgrind). So it is used only while the shard holds
+//! more than `limits.idle_release_connections` connections (1,000 by default), where the
+//! memory matters: below, an idle connection keeps its ~11 KiB (11 MB per shard at most), as
+//! before, and a benchmark's few dozen connections pay nothing.
+//!
+//! Plain TCP only: a cancelled TLS read leaves monoio-rustls unable to read (`stream`).
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use monoio::time::{timeout_at, Instant};
+
+use super::guard::OpenConnection;
+use super::workers::Client;
+use super::{Conn, Workers};
+use crate::listener::ListenerCtx;
+use crate::metrics::Metered;
+use crate::shard::Shard;
+use crate::stream::Stream;
+use crate::timer::TimedOut;
+
+/// How long a connection waits for its next request holding its task and buffers. Longer than
+/// any gap between the requests of a client under load (a benchmark's, a page's assets), so
+/// that busy connections never pay for the hand-over (a cancel, a poll, a task hand-off: a few
+/// µs), and short beside the idle timeout (`client_idle_ms`, 60 s by default).
+pub(super) const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// `ECANCELED`: the read was cancelled before it received anything.
+const ECANCELED: i32 = 125;
+
+/// A client connection between requests: its socket and the guard that counts it open.
+pub struct Idle {
+    pub(super) stream: Metered<Stream>,
+    pub(super) peer: SocketAddr,
+    pub(super) listener: Rc<ListenerCtx>,
+    pub(super) open: OpenConnection,
+}
+
+/// How the wait for a request's first bytes ended.
+pub(super) enum Waited {
+    /// Bytes arrived (in the input buffer).
+    Bytes,
+    /// The client closed, the read failed, or the idle timeout passed.
+    End,
+    /// Quiet for `PARK_AFTER`: the read was cancelled with nothing received. The idle timeout
+    /// falls at the instant given.
+    Idle(Instant),
+}
+
+impl Conn {
+    /// Wait for the first bytes of the next request, for at most `client_idle`. With
+    /// `hand_off`, on plain TCP, give up the wait after `PARK_AFTER` (`Waited::Idle`).
+    pub(super) async fn await_request(
+        &mut self,
+        client_idle: Duration,
+        cap: usize,
+        hand_off: bool,
+    ) -> Waited {
+        let now = Instant::now();
+        let idle_end = now + client_idle;
+        if !hand_off || client_idle <= PARK_AFTER || self.stream.is_tls() {
+            let fill = self.inbuf.fill(&mut self.stream, cap);
+            return match self.timer.limit_at(idle_end, fill).await {
+                Ok(Ok(n)) if n > 0 => Waited::Bytes,
+                _ => Waited::End,
+            };
+        }
+        let handle = self.canceller.handle();
+        let mut fill = pin!(self.inbuf.fill_cancelable(&mut self.stream, cap, handle));
+        match self.timer.limit_at(now + PARK_AFTER, fill.as_mut()).await {
+            Ok(Ok(n)) if n > 0 => return Waited::Bytes,
+            Ok(_) => return Waited::End,
+            Err(TimedOut) => {}
+        }
+        // `cancel` hands back a fresh canceller for the connection's next waits.
+        self.canceller = std::mem::take(&mut self.canceller).cancel();
+        match fill.await {
+            Ok(n) if n > 0 => Waited::Bytes,
+            Err(e) if e.raw_os_error() == Some(ECANCELED) => Waited::Idle(idle_end),
+            _ => Waited::End,
+        }
+    }
+}
+
+/// Wait, holding no buffer, until the client sends again or closes (then a task takes the
+/// connection back) or `until` passes (the idle timeout: the connection is closed).
+pub(super) async fn wait(shard: Rc<Shard>, idle: Idle, until: Instant) {
+    let ready = {
+        let _counted = Counted::new(&shard);
+        timeout_at(until, idle.stream.readable()).await
+    };
+    if let Ok(Ok(())) = ready {
+        Workers::dispatch(&shard, Client::Back(idle));
+    }
+}
+
+/// Counts a connection idle without a task for as long as it lives (dropped with the waiting
+/// task too, when the shard ends).
+struct Counted<'a>(&'a Shard);
+
+impl<'a> Counted<'a> {
+    fn new(shard: &'a Shard) -> Self {
+        shard.workers.count_idle(true);
+        Counted(shard)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.workers.count_idle(false);
+    }
+}
