@@ -47,6 +47,7 @@ use crate::stream::Stream;
 use crate::timer::Timer;
 use buffers::ConnBuffers;
 use guard::{InFlight, OpenConnection};
+pub use idle::IDLE_SWEEP_INTERVAL;
 use idle::{Idle, Waited};
 use workers::Kit;
 pub use workers::{Accepted, Client, Workers};

@@ -278,6 +278,13 @@ async fn shard_main(plan: ShardPlan, driver: &'static str) {
             }
         });
     }
+    let idle_sweeper = shard.clone();
+    monoio::spawn(async move {
+        loop {
+            monoio::time::sleep(crate::connection::IDLE_SWEEP_INTERVAL).await;
+            idle_sweeper.workers.sweep_idle();
+        }
+    });
     let sweeper = shard.clone();
     monoio::spawn(async move {
         loop {
