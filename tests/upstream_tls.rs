@@ -208,10 +208,13 @@ fn a_close_delimited_body_over_tls_is_complete_only_with_close_notify() {
     );
 }
 
-/// An HTTPS origin (rustls, `backend.test`) for one connection: answers its keep-alive requests
-/// with "ok" until the client closes, then says on the channel whether the close came with
+/// An HTTPS origin (rustls, `backend.test`) for one connection: answers each request with
+/// `answer` until the client closes, then says on the channel whether the close came with
 /// close_notify (rustls reads a bare FIN as `UnexpectedEof`).
-fn keep_alive_tls_origin(certs: &Certs) -> (SocketAddr, std::sync::mpsc::Receiver<bool>) {
+fn tls_origin_answering(
+    certs: &Certs,
+    answer: &'static [u8],
+) -> (SocketAddr, std::sync::mpsc::Receiver<bool>) {
     use std::io::{Read, Write};
     let cfg = backend_tls(certs);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -234,7 +237,7 @@ fn keep_alive_tls_origin(certs: &Certs) -> (SocketAddr, std::sync::mpsc::Receive
             }
             if head.ends_with(b"\r\n\r\n") {
                 head.clear();
-                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                let _ = tls.write_all(answer);
             }
         };
         let _ = tx.send(clean);
@@ -248,7 +251,7 @@ fn keep_alive_tls_origin(certs: &Certs) -> (SocketAddr, std::sync::mpsc::Receive
 #[test]
 fn idle_tls_upstream_connections_close_with_close_notify() {
     let certs = Certs::generate(&["backend.test"]);
-    let (origin, closed) = keep_alive_tls_origin(&certs);
+    let (origin, closed) = tls_origin_answering(&certs, OK);
     let front = front_to(
         origin,
         &verified(&certs),
@@ -263,5 +266,24 @@ fn idle_tls_upstream_connections_close_with_close_notify() {
     let clean = closed
         .recv_timeout(std::time::Duration::from_secs(5))
         .expect("the idle upstream connection was not closed");
+    assert!(clean, "closed without close_notify");
+}
+
+/// A keep-alive answer of "ok".
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/// A TLS upstream connection that its server's `Connection: close` ends is closed with
+/// close_notify too, once its answer is relayed.
+#[test]
+fn a_tls_upstream_connection_its_server_ends_closes_with_close_notify() {
+    let certs = Certs::generate(&["backend.test"]);
+    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    let (origin, closed) = tls_origin_answering(&certs, answer);
+    let front = front_to(origin, &verified(&certs), "");
+    let r = Client::connect(front.addr()).get("/");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+    let clean = closed
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the upstream connection was not closed");
     assert!(clean, "closed without close_notify");
 }

@@ -153,6 +153,10 @@ pub(super) async fn send_response(
             ex.clock
         };
         pools.checkin(up, upstream.idle_per_server_max, now);
+    } else {
+        // Ended by its server (`Connection: close`, a body delimited by the close), or left
+        // unusable (a request body not all sent, bytes after the answer): over TLS, close_notify.
+        up.close();
     }
     Ok(!close)
 }
