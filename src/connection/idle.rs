@@ -8,12 +8,12 @@
 //! then the read). So a connection waits with its read as before, and only once it has been
 //! quiet for `PARK_AFTER` is the read cancelled and the connection reduced to an `Idle`: its
 //! socket and its counts, waiting in a small task of its own on a poll that holds no buffer.
-//! Its idle timeout is kept by the shard's sweep (`Workers::sweep_idle`, every
-//! `IDLE_SWEEP_INTERVAL`) rather than by a timer of its own: a monoio timer entry would make
-//! the waiting task four times larger (a 1,280-byte future instead of ~300 bytes).
 //! The connection's task, with its buffers and timer, goes back to the shard's parked tasks
 //! (`workers`) for other clients. When the client sends again, or closes, the `Idle` is handed
-//! to a task like a newly accepted connection; at the idle timeout it is closed.
+//! to a task like a newly accepted connection; at the idle timeout it is closed. That timeout
+//! is kept by the shard's sweep (`Workers::sweep_idle`, every `IDLE_SWEEP_INTERVAL`), not by a
+//! timer of its own: a monoio timer entry made the waiting task's future 1,280 bytes instead of
+//! 552, 1.9 KiB per idle connection in all instead of 0.8 (`scripts/idle_memory.py`).
 //!
 //! A read that is cancelled may still have received bytes before the cancel took effect, and a
 //! read whose future is dropped would lose them. So the wait uses monoio's cancellable read,
@@ -56,9 +56,6 @@ pub(super) const PARK_AFTER: Duration = Duration::from_secs(1);
 /// How often the shard closes idle connections past their idle timeout: they close up to this
 /// much after `client_idle_ms`.
 pub const IDLE_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
-
-/// `ECANCELED`: the read was cancelled before it received anything.
-const ECANCELED: i32 = 125;
 
 /// A client connection between requests: its socket and the guard that counts it open.
 pub struct Idle {
@@ -108,7 +105,8 @@ impl Conn {
         self.canceller = std::mem::take(&mut self.canceller).cancel();
         match fill.await {
             Ok(n) if n > 0 => Waited::Bytes,
-            Err(e) if e.raw_os_error() == Some(ECANCELED) => Waited::Idle(idle_end),
+            // Cancelled before it received anything.
+            Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => Waited::Idle(idle_end),
             _ => Waited::End,
         }
     }
