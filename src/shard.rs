@@ -282,7 +282,7 @@ async fn shard_main(plan: ShardPlan, driver: &'static str) {
     monoio::spawn(async move {
         loop {
             monoio::time::sleep(crate::connection::IDLE_SWEEP_INTERVAL).await;
-            idle_sweeper.workers.sweep_idle();
+            idle_sweeper.workers.idle.sweep();
         }
     });
     let sweeper = shard.clone();

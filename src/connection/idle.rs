@@ -11,7 +11,7 @@
 //! The connection's task, with its buffers and timer, goes back to the shard's parked tasks
 //! (`workers`) for other clients. When the client sends again, or closes, the `Idle` is handed
 //! to a task like a newly accepted connection; at the idle timeout it is closed. That timeout
-//! is kept by the shard's sweep (`Workers::sweep_idle`, every `IDLE_SWEEP_INTERVAL`), not by a
+//! is kept by the shard's sweep (`IdleSet::sweep`, every `IDLE_SWEEP_INTERVAL`), not by a
 //! timer of its own: a monoio timer entry made the waiting task's future 1,280 bytes instead of
 //! 552, 1.9 KiB per idle connection in all instead of 0.8 (`scripts/idle_memory.py`).
 //!
@@ -28,11 +28,11 @@
 //!
 //! Plain TCP only: a cancelled TLS read leaves monoio-rustls unable to read (`stream`).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
@@ -117,13 +117,13 @@ impl Conn {
 /// is closed).
 pub(super) async fn wait(shard: Rc<Shard>, idle: Idle, until: Instant) {
     let ready = {
-        let _counted = Counted::new(&shard);
+        let _counted = Counted::new(&shard.workers.idle);
         let deadline = Rc::new(Deadline {
             until,
             expired: Cell::new(false),
             waker: Cell::new(None),
         });
-        shard.workers.watch_idle(&deadline);
+        shard.workers.idle.watch(&deadline);
         let mut readable = pin!(idle.stream.readable());
         poll_fn(|cx| {
             if let Poll::Ready(r) = readable.as_mut().poll(cx) {
@@ -142,7 +142,42 @@ pub(super) async fn wait(shard: Rc<Shard>, idle: Idle, until: Instant) {
     }
 }
 
-/// An idle connection's timeout, shared with the shard's sweep, which holds it weakly.
+/// A shard's connections idle without a task: how many, and their timeouts for the sweep.
+#[derive(Default)]
+pub struct IdleSet {
+    waiting: Cell<usize>,
+    /// Held weakly: a connection that went on (its client sent, or closed) drops its own.
+    deadlines: RefCell<Vec<Weak<Deadline>>>,
+}
+
+impl IdleSet {
+    /// Connections idle now without a task (the `coregate_connections_idle` gauge).
+    pub fn waiting(&self) -> usize {
+        self.waiting.get()
+    }
+
+    fn watch(&self, deadline: &Rc<Deadline>) {
+        self.deadlines.borrow_mut().push(Rc::downgrade(deadline));
+    }
+
+    /// Wake the connections past their idle timeout (they close), and forget them and those
+    /// that went on: one pass over the list, every `IDLE_SWEEP_INTERVAL`.
+    pub fn sweep(&self) {
+        let mut deadlines = self.deadlines.borrow_mut();
+        if deadlines.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        deadlines.retain(|d| d.upgrade().is_some_and(|d| !d.expire_by(now)));
+        // A burst of idle connections gone should not pin its memory.
+        if deadlines.capacity() > 64 && deadlines.len() < deadlines.capacity() / 4 {
+            let keep = deadlines.len() * 2;
+            deadlines.shrink_to(keep);
+        }
+    }
+}
+
+/// An idle connection's timeout, shared with the shard's sweep.
 pub(super) struct Deadline {
     until: Instant,
     expired: Cell<bool>,
@@ -151,7 +186,7 @@ pub(super) struct Deadline {
 
 impl Deadline {
     /// Past `until` at `now`: marked expired and its waiter woken. The sweep then lets go.
-    pub(super) fn expire_by(&self, now: Instant) -> bool {
+    fn expire_by(&self, now: Instant) -> bool {
         if self.until > now {
             return false;
         }
@@ -165,17 +200,17 @@ impl Deadline {
 
 /// Counts a connection idle without a task for as long as it lives (dropped with the waiting
 /// task too, when the shard ends).
-struct Counted<'a>(&'a Shard);
+struct Counted<'a>(&'a IdleSet);
 
 impl<'a> Counted<'a> {
-    fn new(shard: &'a Shard) -> Self {
-        shard.workers.count_idle(true);
-        Counted(shard)
+    fn new(set: &'a IdleSet) -> Self {
+        set.waiting.set(set.waiting.get() + 1);
+        Counted(set)
     }
 }
 
 impl Drop for Counted<'_> {
     fn drop(&mut self) {
-        self.0.workers.count_idle(false);
+        self.0.waiting.set(self.0.waiting.get().saturating_sub(1));
     }
 }

@@ -15,13 +15,13 @@
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use monoio::io::Canceller;
 use monoio::net::TcpStream;
 
-use super::idle::{Deadline, Idle};
+use super::idle::{Idle, IdleSet};
 use super::ConnBuffers;
 use crate::listener::ListenerCtx;
 use crate::shard::Shard;
@@ -80,9 +80,7 @@ pub struct Workers {
     parked: RefCell<Vec<Rc<Slot>>>,
     closed: Cell<bool>,
     /// Connections waiting idle without a task (`idle`).
-    idle: Cell<usize>,
-    /// Their idle timeouts, for `sweep_idle`; a waiter that went on drops its own.
-    deadlines: RefCell<Vec<Weak<Deadline>>>,
+    pub idle: IdleSet,
 }
 
 impl std::fmt::Debug for Workers {
@@ -90,7 +88,7 @@ impl std::fmt::Debug for Workers {
         f.debug_struct("Workers")
             .field("parked", &self.parked.borrow().len())
             .field("closed", &self.closed.get())
-            .field("idle", &self.idle.get())
+            .field("idle", &self.idle.waiting())
             .finish()
     }
 }
@@ -121,39 +119,6 @@ impl Workers {
     /// Tasks parked now (the `coregate_connection_tasks_parked` gauge).
     pub fn parked(&self) -> usize {
         self.parked.borrow().len()
-    }
-
-    /// Connections idle now without a task (the `coregate_connections_idle` gauge).
-    pub fn idle(&self) -> usize {
-        self.idle.get()
-    }
-
-    /// Count one more (`up`) or one fewer connection idle without a task.
-    pub(super) fn count_idle(&self, up: bool) {
-        let n = self.idle.get();
-        self.idle.set(if up { n + 1 } else { n.saturating_sub(1) });
-    }
-
-    /// Have `sweep_idle` keep `deadline`.
-    pub(super) fn watch_idle(&self, deadline: &Rc<Deadline>) {
-        self.deadlines.borrow_mut().push(Rc::downgrade(deadline));
-    }
-
-    /// Wake the idle connections past their timeout (they close), and forget them and those
-    /// that went on. Every `idle::IDLE_SWEEP_INTERVAL`: a pass over the idle connections
-    /// (100,000 take about a millisecond).
-    pub fn sweep_idle(&self) {
-        let mut deadlines = self.deadlines.borrow_mut();
-        if deadlines.is_empty() {
-            return;
-        }
-        let now = monoio::time::Instant::now();
-        deadlines.retain(|d| d.upgrade().is_some_and(|d| !d.expire_by(now)));
-        // A burst of idle connections gone should not pin its memory.
-        if deadlines.capacity() > 64 && deadlines.len() < deadlines.capacity() / 4 {
-            let keep = deadlines.len() * 2;
-            deadlines.shrink_to(keep);
-        }
     }
 
     /// Park `slot` unless the shard shuts down or enough tasks are parked.

@@ -144,7 +144,7 @@ pub(super) fn metrics(shard: &Shard, snap: &Snapshot) -> Families {
         "coregate_connections_idle",
         "Keep-alive client connections idle for a second or more, waiting with no task or buffer.",
         &me,
-        shard.workers.idle() as f64,
+        shard.workers.idle.waiting() as f64,
     );
     let listeners: Vec<_> = snap
         .listeners
