@@ -19,9 +19,9 @@
 //! read whose future is dropped would lose them. So the wait uses monoio's cancellable read,
 //! which ends with those bytes or with `ECANCELED`, and is awaited to its end.
 //!
-//! That read costs ~500 instructions more per request than a plain one (monoio files each
-//! cancellable operation in a SipHash set, and takes it out again: 3.5% of a keep-alive
-//! request's user-space instructions, callgrind). So it is used only while the shard holds
+//! Used on every wait, that read cost ~750 user-space instructions more per keep-alive request
+//! (5%, callgrind), about 500 of them SipHash: monoio files each cancellable operation in a
+//! hash set and takes it out again. So it is used only while the shard holds
 //! more than `limits.idle_release_connections` connections (1,000 by default), where the
 //! memory matters: below, an idle connection keeps its ~11 KiB (11 MB per shard at most), as
 //! before, and a benchmark's few dozen connections pay nothing.
