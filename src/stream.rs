@@ -109,7 +109,7 @@ impl Stream {
     pub async fn readable(&self) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.readable(false).await,
-            _ => Err(not_cancelable()),
+            _ => Err(plain_tcp_only()),
         }
     }
 
@@ -234,10 +234,12 @@ fn closed() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "stream moved into a tunnel")
 }
 
-fn not_cancelable() -> io::Error {
+/// A cancellable read or a readiness wait asked of a TLS stream (monoio-rustls can cancel no
+/// read, and its buffered bytes would not show as readiness).
+fn plain_tcp_only() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
-        "only a plain TCP read can be cancelled",
+        "plain TCP only: cancellable reads and readiness waits",
     )
 }
 
@@ -307,7 +309,7 @@ impl CancelableAsyncReadRent for Stream {
     ) -> BufResult<usize, T> {
         match self {
             Stream::Tcp(s) => s.cancelable_read(buf, c).await,
-            _ => (Err(not_cancelable()), buf),
+            _ => (Err(plain_tcp_only()), buf),
         }
     }
 
@@ -318,7 +320,7 @@ impl CancelableAsyncReadRent for Stream {
     ) -> BufResult<usize, T> {
         match self {
             Stream::Tcp(s) => s.cancelable_readv(buf, c).await,
-            _ => (Err(not_cancelable()), buf),
+            _ => (Err(plain_tcp_only()), buf),
         }
     }
 }

@@ -45,7 +45,9 @@ pub struct UpstreamConn {
 }
 
 impl UpstreamConn {
-    /// Close a connection coregate no longer wants (idle too long, pool full, address gone).
+    /// Close a connection coregate no longer wants (idle too long, pool full, address gone)
+    /// or its server ended (`Connection: close`, a body delimited by the close), or one left
+    /// unusable after an answer.
     /// Over TLS, close_notify first (RFC 8446 §6.1 says each side MUST), in a task of its own
     /// that waits at most `CLOSE_NOTIFY_WAIT`: a server that logs a close without it (Java's
     /// SSLEngine warns of a "possible truncation attack") sees a clean end. Plain TCP: the
