@@ -28,6 +28,7 @@ use std::time::Instant as StdInstant;
 use futures_util::FutureExt;
 use monoio::io::Canceller;
 use monoio::time::{timeout, Instant};
+use monoio_io_wrapper::CancelableIo;
 use tracing::{debug, error};
 
 use crate::buf::RecvBuf;
@@ -120,7 +121,10 @@ async fn serve(shard: Rc<Shard>, client: Client, kit: Kit) -> Option<Kit> {
             let stream = Metered::new(stream, listener.stats.clone());
             (stream, peer, listener, open, false)
         }
-        Client::Back(idle) => (idle.stream, idle.peer, idle.listener, idle.open, true),
+        Client::Back(idle) => {
+            let stream = Metered::new(idle.stream.resume(), idle.listener.stats.clone());
+            (stream, idle.peer, idle.listener, idle.open, true)
+        }
     };
     let Kit {
         timer,
@@ -169,15 +173,19 @@ async fn serve(shard: Rc<Shard>, client: Client, kit: Kit) -> Option<Kit> {
         // Close the socket first, then keep the buffers and timer for the task's next
         // connection.
         Ended::Closed => drop((stream, open)),
-        Ended::Idle(until) => {
-            let idle = Idle {
-                stream,
-                peer,
-                listener,
-                open,
-            };
-            monoio::spawn(idle::wait(shard.clone(), idle, until));
-        }
+        Ended::Idle(until) => match stream.into_inner().park() {
+            Some(parked) => {
+                let idle = Idle {
+                    stream: parked,
+                    peer,
+                    listener,
+                    open,
+                };
+                monoio::spawn(idle::wait(shard.clone(), idle, until));
+            }
+            // Not reached: only a stream whose read could be cancelled goes idle.
+            None => drop(open),
+        },
     }
     let bufs = ConnBuffers {
         inbuf,
@@ -208,8 +216,9 @@ async fn handshake(
     let fd = tcp.as_raw_fd();
     // Boxed: a monoio timeout's timer entry is 128-byte aligned and the handshake future is
     // large; inline, they would pad every connection's task, plain ones included.
-    match Box::pin(timeout(t, acceptor.accept(tcp))).await {
-        Ok(Ok(tls)) => Some(Stream::tls(tls, fd)),
+    let (socket, cancel) = CancelableIo::new(tcp);
+    match Box::pin(timeout(t, acceptor.accept(socket))).await {
+        Ok(Ok(tls)) => Some(Stream::tls(tls, fd, cancel)),
         Ok(Err(e)) => {
             debug!(shard = shard.id, %peer, error = %e, "TLS handshake failed");
             None

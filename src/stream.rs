@@ -16,6 +16,14 @@
 //! write, on the next write, and on a read that fails (it writes an alert). A TLS stream tracks
 //! both: after a cancelled read it refuses to read but still writes (a 408, its close_notify);
 //! after a cancelled write it refuses everything, and the connection closes.
+//!
+//! A client's TLS read can still be cancelled without loss: its socket is a `CancelableIo`
+//! (coregate's copy of monoio-io-wrapper), whose reads take a cancel handle while one is armed.
+//! The cancelled read then ends, awaited to its end like a plain one, with what it received or
+//! with `ECANCELED`, and monoio-rustls's buffers are left whole. That is how an idle connection
+//! gives up its wait for the next request (`connection::idle`), over TLS as over plain TCP;
+//! waiting idle, it is a `Parked` stream, its socket and its rustls state, without the
+//! buffers.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -28,13 +36,15 @@ use monoio::io::{
 };
 use monoio::net::TcpStream;
 use monoio::BufResult;
+use monoio_io_wrapper::{CancelSlot, CancelableIo};
+use rustls::ServerConnection;
 
 /// The longest a closing TLS connection waits to hand its close_notify to the kernel (nginx's
 /// SSL shutdown waits 3 s too). It takes no time unless the peer stopped reading with its
 /// receive window full; such a peer is not owed the last 24 bytes.
 pub const CLOSE_NOTIFY_WAIT: Duration = Duration::from_secs(3);
 
-pub type ServerTls = monoio_rustls::ServerTlsStream<TcpStream>;
+pub type ServerTls = monoio_rustls::ServerTlsStream<CancelableIo<TcpStream>>;
 pub type ClientTls = monoio_rustls::ClientTlsStream<TcpStream>;
 
 #[derive(Debug)]
@@ -60,16 +70,19 @@ pub struct TlsConn<S> {
     writing: bool,
     /// close_notify has been sent and the write side shut: a second shutdown does nothing.
     shut: bool,
+    /// Makes the reads of a client's stream cancellable (`CancelableIo`); none upstream.
+    cancel: Option<CancelSlot>,
 }
 
 impl<S> TlsConn<S> {
-    fn new(stream: S, fd: RawFd) -> Box<TlsConn<S>> {
+    fn new(stream: S, fd: RawFd, cancel: Option<CancelSlot>) -> Box<TlsConn<S>> {
         Box::new(TlsConn {
             stream,
             fd,
             reading: false,
             writing: false,
             shut: false,
+            cancel,
         })
     }
 
@@ -93,23 +106,91 @@ pub enum WriteHalf {
     TlsUp(OwnedWriteHalf<ClientTls>),
 }
 
+/// A client connection's stream while it waits, released, for its next request
+/// (`connection::idle`): what it needs to wait for readiness holding no buffer. A TLS stream is
+/// taken apart into its socket and its rustls state (which keeps a partly received record, and
+/// anything rustls still has to send); monoio-rustls's read and write buffers, empty once a
+/// cancelled read ended with nothing, are dropped and made anew when it resumes.
+pub enum Parked {
+    Tcp(TcpStream),
+    Tls(Box<ParkedTls>),
+}
+
+pub struct ParkedTls {
+    socket: CancelableIo<TcpStream>,
+    session: ServerConnection,
+    fd: RawFd,
+    cancel: CancelSlot,
+}
+
+impl Parked {
+    /// Wait until the client sends, closes or errs (an io_uring poll: no buffer).
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            Parked::Tcp(s) => s.readable(false).await,
+            Parked::Tls(t) => t.socket.get_ref().readable(false).await,
+        }
+    }
+
+    /// The stream again, to read the next request.
+    pub fn resume(self) -> Stream {
+        match self {
+            Parked::Tcp(s) => Stream::Tcp(s),
+            Parked::Tls(t) => {
+                let ParkedTls {
+                    socket,
+                    session,
+                    fd,
+                    cancel,
+                } = *t;
+                let stream = ServerTls::new(socket, session);
+                Stream::Tls(TlsConn::new(stream, fd, Some(cancel)))
+            }
+        }
+    }
+}
+
 impl Stream {
-    /// `fd`: the TCP socket the handshake was made on, now owned by `stream`.
-    pub fn tls(stream: ServerTls, fd: RawFd) -> Stream {
-        Stream::Tls(TlsConn::new(stream, fd))
+    /// `fd`: the TCP socket the handshake was made on, now owned by `stream`; `cancel`: the
+    /// slot of that socket (`CancelableIo`).
+    pub fn tls(stream: ServerTls, fd: RawFd, cancel: CancelSlot) -> Stream {
+        Stream::Tls(TlsConn::new(stream, fd, Some(cancel)))
     }
 
     /// `fd`: the TCP socket the handshake was made on, now owned by `stream`.
     pub fn tls_up(stream: ClientTls, fd: RawFd) -> Stream {
-        Stream::TlsUp(TlsConn::new(stream, fd))
+        Stream::TlsUp(TlsConn::new(stream, fd, None))
     }
 
-    /// Wait until a plain TCP stream has bytes to read, its end, or an error, holding no
-    /// buffer (an io_uring poll). TLS streams refuse: rustls may hold bytes already read.
-    pub async fn readable(&self) -> io::Result<()> {
+    /// Its reads can be cancelled (`CancelableAsyncReadRent`): plain TCP, and a client's TLS
+    /// stream that no cancelled operation has poisoned.
+    pub fn cancellable(&self) -> bool {
         match self {
-            Stream::Tcp(s) => s.readable(false).await,
-            _ => Err(plain_tcp_only()),
+            Stream::Tcp(_) => true,
+            Stream::Tls(t) => t.cancel.is_some() && t.whole(),
+            _ => false,
+        }
+    }
+
+    /// Taken apart to wait for the next request (`Parked`), right after a cancelled read that
+    /// ended with nothing (`ECANCELED`). `None` for a stream that cannot be (see
+    /// `cancellable`); the connection is then closed.
+    pub fn park(self) -> Option<Parked> {
+        match self {
+            Stream::Tcp(s) => Some(Parked::Tcp(s)),
+            Stream::Tls(t) if t.whole() => {
+                let TlsConn {
+                    stream, fd, cancel, ..
+                } = *t;
+                let (socket, session) = stream.into_parts();
+                Some(Parked::Tls(Box::new(ParkedTls {
+                    socket,
+                    session,
+                    fd,
+                    cancel: cancel?,
+                })))
+            }
+            _ => None,
         }
     }
 
@@ -234,12 +315,11 @@ fn closed() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "stream moved into a tunnel")
 }
 
-/// A cancellable read or a readiness wait asked of a TLS stream (monoio-rustls can cancel no
-/// read, and its buffered bytes would not show as readiness).
-fn plain_tcp_only() -> io::Error {
+/// A cancellable read asked of a stream that has none (`Stream::cancellable`).
+fn not_cancellable() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
-        "plain TCP only: cancellable reads and readiness waits",
+        "cancellable reads: plain TCP and a client's TLS only",
     )
 }
 
@@ -297,10 +377,9 @@ impl AsyncReadRent for Stream {
     }
 }
 
-/// Plain TCP only: a cancelled TLS read would leave monoio-rustls unable to read again (see
-/// the caveat above), so a TLS stream refuses. Cancelled, a read ends with what it received
-/// before the cancel took effect, or with `ECANCELED`: no byte is lost, unlike a read whose
-/// future is dropped.
+/// Plain TCP, and a client's TLS through its socket (`CancelableIo`); others refuse
+/// (`Stream::cancellable`). Cancelled, a read ends with what it received before the cancel
+/// took effect, or with `ECANCELED`: no byte is lost, unlike a read whose future is dropped.
 impl CancelableAsyncReadRent for Stream {
     async fn cancelable_read<T: IoBufMut>(
         &mut self,
@@ -309,7 +388,15 @@ impl CancelableAsyncReadRent for Stream {
     ) -> BufResult<usize, T> {
         match self {
             Stream::Tcp(s) => s.cancelable_read(buf, c).await,
-            _ => (Err(plain_tcp_only()), buf),
+            Stream::Tls(t) => {
+                let Some(slot) = t.cancel.clone().filter(|_| t.whole()) else {
+                    return (Err(not_cancellable()), buf);
+                };
+                slot.arm(c);
+                let r = tls_read!(t, Box::pin(t.stream.read(buf)), buf);
+                cancelled_as_such(r, slot.disarm())
+            }
+            _ => (Err(not_cancellable()), buf),
         }
     }
 
@@ -320,8 +407,25 @@ impl CancelableAsyncReadRent for Stream {
     ) -> BufResult<usize, T> {
         match self {
             Stream::Tcp(s) => s.cancelable_readv(buf, c).await,
-            _ => (Err(plain_tcp_only()), buf),
+            Stream::Tls(t) => {
+                let Some(slot) = t.cancel.clone().filter(|_| t.whole()) else {
+                    return (Err(not_cancellable()), buf);
+                };
+                slot.arm(c);
+                let r = tls_read!(t, Box::pin(t.stream.readv(buf)), buf);
+                cancelled_as_such(r, slot.disarm())
+            }
+            _ => (Err(not_cancellable()), buf),
         }
+    }
+}
+
+/// A TLS read whose socket read was cancelled fails with an error that monoio-rustls's buffer
+/// reduced to its kind: give it back as `ECANCELED`, as a plain cancelled read ends.
+fn cancelled_as_such<T>(r: BufResult<usize, T>, cancelled: bool) -> BufResult<usize, T> {
+    match r {
+        (Err(_), buf) if cancelled => (Err(io::Error::from_raw_os_error(libc::ECANCELED)), buf),
+        r => r,
     }
 }
 

@@ -5,6 +5,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 use support::*;
 
 fn tls_config(certs: &Certs, origin: &Origin) -> String {
@@ -291,5 +292,111 @@ fn large_and_small_bodies_alternate_on_one_tls_connection() {
         let mut echoed = vec![0u8; size];
         c.read_exact(&mut echoed).unwrap();
         assert!(echoed == body, "request {i}: the echoed body differs");
+    }
+}
+
+/// Read from `c` until `n` answers with the body "ok" are in; everything read, as text.
+fn read_oks(c: &mut impl std::io::Read, n: usize) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.windows(6).filter(|w| w == b"\r\n\r\nok").count() < n {
+        let k = c.read(&mut buf).expect("an answer");
+        assert!(k > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..k]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Idle TLS keep-alive connections give back their task and buffers too, as plain ones do
+/// (tests/lifecycle.rs): with `idle_release_connections = 0`, a TLS connection quiet for a
+/// second waits without a task, keeping only its socket and rustls state. A TLS record that
+/// arrives in two pieces with a release between them still makes a request; two pipelined
+/// requests after idling are both answered; a client that closes while idle is let go; one
+/// that stays quiet is closed at `client_idle_ms`, with close_notify.
+#[test]
+fn idle_tls_connections_wait_without_a_task_and_come_back() {
+    use std::io::Write;
+    use support::ops::{admin_addr, scrape, sum};
+    let certs = Certs::generate(&["localhost", "api.test"]);
+    for driver in [Driver::Auto, Driver::Legacy] {
+        let origin = Origin::fixed("o", "ok");
+        let toml = format!(
+            "[server]\nworkers = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n{}\
+             [timeouts]\nclient_idle_ms = 5000\n[limits]\nidle_release_connections = 0\n",
+            tls_config(&certs, &origin)
+        );
+        let proxy = Proxy::start_with(&toml, driver);
+        let admin = admin_addr(&proxy);
+        let gauge = |name: &str| sum(&scrape(admin, None), name, &[]);
+        let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+
+        let mut a = tls_client(proxy.addr(), &certs.ca(), "localhost");
+        a.write_all(get("/a").as_bytes()).unwrap();
+        read_oks(&mut a, 1);
+        let mut b = tls_client(proxy.addr(), &certs.ca(), "localhost");
+        b.write_all(get("/b").as_bytes()).unwrap();
+        read_oks(&mut b, 1);
+        wait_until(DEADLINE, "two idle TLS connections", || {
+            gauge("coregate_connections_idle") == 2.0
+        });
+        assert_eq!(gauge("coregate_connection_tasks_parked"), 2.0, "{driver:?}");
+
+        // Two requests in one write on an idle connection: both answered.
+        a.write_all((get("/1") + &get("/2")).as_bytes()).unwrap();
+        let got = read_oks(&mut a, 2);
+        assert!(got.starts_with("HTTP/1.1 200"), "{driver:?}: {got:.60}");
+        let answered = Instant::now();
+        wait_until(DEADLINE, "two idle TLS connections again", || {
+            gauge("coregate_connections_idle") == 2.0
+        });
+
+        // b's next request as one TLS record, sent in two pieces: the first wakes the
+        // connection, which reads no whole record, goes idle again holding the piece, and
+        // makes the request once the rest arrives.
+        b.conn.writer().write_all(get("/split").as_bytes()).unwrap();
+        let mut record = Vec::new();
+        while b.conn.wants_write() {
+            b.conn.write_tls(&mut record).unwrap();
+        }
+        b.sock.write_all(&record[..10]).unwrap();
+        assert!(
+            poll_until(DEADLINE, || gauge("coregate_connections_idle") == 1.0),
+            "{driver:?}: the first piece did not wake the connection"
+        );
+        wait_until(
+            DEADLINE,
+            "the connection idle again with half a record",
+            || gauge("coregate_connections_idle") == 2.0,
+        );
+        b.sock.write_all(&record[10..]).unwrap();
+        let got = read_oks(&mut b, 1);
+        assert!(got.starts_with("HTTP/1.1 200"), "{driver:?}: {got:.60}");
+
+        // A client that closes while idle is let go.
+        wait_until(DEADLINE, "both idle before b closes", || {
+            gauge("coregate_connections_idle") == 2.0
+        });
+        drop(b);
+        wait_until(DEADLINE, "the closed client's connection gone", || {
+            gauge("coregate_connections_active") == 1.0
+        });
+
+        // A client that stays quiet is closed at client_idle_ms, with close_notify.
+        let mut rest = Vec::new();
+        let end = std::io::Read::read_to_end(&mut a, &mut rest);
+        let took = answered.elapsed();
+        assert!(
+            end.is_ok() && rest.is_empty(),
+            "{driver:?}: {end:?} {rest:?}"
+        );
+        assert!(
+            took >= Duration::from_millis(4800) && took < Duration::from_secs(8),
+            "{driver:?}: idle TLS client closed after {took:?}"
+        );
+        wait_until(DEADLINE, "no idle connection left", || {
+            gauge("coregate_connections_idle") == 0.0 && gauge("coregate_connections_active") == 0.0
+        });
+        assert_eq!(origin.request_count(), 5, "{driver:?}");
+        assert!(!proxy.log().contains("panicked"), "{}", proxy.log());
     }
 }

@@ -26,7 +26,10 @@
 //! memory matters: below, an idle connection keeps its ~11 KiB (11 MB per shard at most), as
 //! before, and a benchmark's few dozen connections pay nothing.
 //!
-//! Plain TCP only: a cancelled TLS read leaves monoio-rustls unable to read (`stream`).
+//! Over TLS the same holds: the read under monoio-rustls is cancellable through its socket
+//! (`CancelableIo`), and the idle connection keeps only its socket and its rustls state
+//! (`Parked`). An idle timeout closes it with close_notify, as a connection with its task
+//! does.
 
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
@@ -36,15 +39,15 @@ use std::rc::{Rc, Weak};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use monoio::io::AsyncWriteRent;
 use monoio::time::Instant;
 
 use super::guard::OpenConnection;
 use super::workers::Client;
 use super::{Conn, Workers};
 use crate::listener::ListenerCtx;
-use crate::metrics::Metered;
 use crate::shard::Shard;
-use crate::stream::Stream;
+use crate::stream::{Parked, CLOSE_NOTIFY_WAIT};
 use crate::timer::TimedOut;
 
 /// How long a connection waits for its next request holding its task and buffers. Longer than
@@ -59,7 +62,7 @@ pub const IDLE_SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A client connection between requests: its socket and the guard that counts it open.
 pub struct Idle {
-    pub(super) stream: Metered<Stream>,
+    pub(super) stream: Parked,
     pub(super) peer: SocketAddr,
     pub(super) listener: Rc<ListenerCtx>,
     pub(super) open: OpenConnection,
@@ -78,7 +81,8 @@ pub(super) enum Waited {
 
 impl Conn {
     /// Wait for the first bytes of the next request, for at most `client_idle`. With
-    /// `hand_off`, on plain TCP, give up the wait after `PARK_AFTER` (`Waited::Idle`).
+    /// `hand_off`, on a stream whose reads can be cancelled, give up the wait after
+    /// `PARK_AFTER` (`Waited::Idle`).
     pub(super) async fn await_request(
         &mut self,
         client_idle: Duration,
@@ -87,7 +91,7 @@ impl Conn {
     ) -> Waited {
         let now = Instant::now();
         let idle_end = now + client_idle;
-        if !hand_off || client_idle <= PARK_AFTER || self.stream.is_tls() {
+        if !hand_off || client_idle <= PARK_AFTER || !self.stream.cancellable() {
             let fill = self.inbuf.fill(&mut self.stream, cap);
             return match self.timer.limit_at(idle_end, fill).await {
                 Ok(Ok(n)) if n > 0 => Waited::Bytes,
@@ -139,6 +143,10 @@ pub(super) async fn wait(shard: Rc<Shard>, idle: Idle, until: Instant) {
     };
     if ready {
         Workers::dispatch(&shard, Client::Back(idle));
+    } else if let Parked::Tls(_) = idle.stream {
+        // Boxed: a timer entry inline would grow every idle connection's waiting task.
+        let mut stream = idle.stream.resume();
+        let _ = Box::pin(monoio::time::timeout(CLOSE_NOTIFY_WAIT, stream.shutdown())).await;
     }
 }
 

@@ -23,6 +23,10 @@ impl<S> Metered<S> {
         Metered { inner, stats }
     }
 
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
     /// Count bytes moved past this wrapper (a tunnel takes the inner stream).
     pub fn count(&self, received: u64, sent: u64) {
         self.stats.c.received.add(received);

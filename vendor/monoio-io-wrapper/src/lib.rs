@@ -2,9 +2,12 @@
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
+mod cancel;
 mod safe_io;
 #[cfg(feature = "unsafe_io")]
 mod unsafe_io;
+
+pub use cancel::{CancelSlot, CancelableIo};
 
 #[derive(Debug)]
 pub enum ReadBuffer {
