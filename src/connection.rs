@@ -44,6 +44,7 @@ use crate::metrics::Metered;
 use crate::proxy::Changes;
 use crate::router::{Action, Lookup, RouteId, RouteRequest};
 use crate::shard::{Shard, Snapshot};
+use crate::signal::Signal;
 use crate::stream::Stream;
 use crate::timer::Timer;
 use buffers::ConnBuffers;
@@ -150,7 +151,7 @@ async fn serve(shard: Rc<Shard>, client: Client, kit: Kit) -> Option<Kit> {
     let served = async {
         let ended = conn.run(&shard, resumed).await;
         if let Ended::Closed = ended {
-            conn.end().await;
+            conn.end(&shard).await;
         }
         ended
     };
@@ -306,7 +307,9 @@ impl Conn {
                 (snap.config.limits.clone(), snap.config.timeouts.clone())
             };
             let hand_off = shard.connections() > limits.idle_release_connections;
-            let read = self.read_head(&limits, &timeouts, hand_off).await;
+            // A TLS connection waiting for a request ends at a drain with close_notify.
+            let stop = self.stream.is_tls().then_some(&shard.stop);
+            let read = self.read_head(&limits, &timeouts, hand_off, stop).await;
             // The config current when the request arrived; the request keeps it to the end.
             let snap = shard.snapshot();
             let head = match read {
@@ -351,17 +354,19 @@ impl Conn {
         }
     }
 
-    /// Wait for the next request head (`hand_off`: an idle wait may end in `Next::Idle`).
+    /// Wait for the next request head (`hand_off`: an idle wait may end in `Next::Idle`; `stop`:
+    /// an idle wait ends in `Next::End` when it fires).
     async fn read_head(
         &mut self,
         limits: &Limits,
         timeouts: &Timeouts,
         hand_off: bool,
+        stop: Option<&Signal>,
     ) -> Result<Next, ProxyError> {
         let cap = limits.header_bytes_max;
         if self.inbuf.is_empty() {
             match self
-                .await_request(timeouts.client_idle, cap, hand_off)
+                .await_request(timeouts.client_idle, cap, hand_off, stop)
                 .await
             {
                 Waited::Bytes => {}

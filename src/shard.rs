@@ -65,9 +65,10 @@ pub struct Shard {
     pub workers: crate::connection::Workers,
     /// Requests between head received and response finished.
     active: Cell<usize>,
-    /// Connections in a lingering close: a graceful shutdown waits for them too, within the
-    /// drain timeout, so that their answers are not cut by a reset.
-    lingering: Cell<usize>,
+    /// Connections closing: in a lingering close, so that their answers are not cut by a
+    /// reset, or handing over close_notify. A graceful shutdown waits for them too, within the
+    /// drain timeout.
+    closing: Cell<usize>,
     /// Accept loops that have not yet closed their listener: a shutdown waits for them, so that
     /// the ports are free when the process has exited (`listener::close`).
     listening: Cell<usize>,
@@ -109,7 +110,7 @@ impl Shard {
             cache,
             workers: Default::default(),
             active: Cell::new(0),
-            lingering: Cell::new(0),
+            closing: Cell::new(0),
             listening: Cell::new(0),
             draining: Cell::new(false),
             stop: Signal::default(),
@@ -164,13 +165,13 @@ impl Shard {
         self.active.set(self.active.get().saturating_sub(1));
     }
 
-    pub fn linger_started(&self) {
-        self.lingering.set(self.lingering.get() + 1);
+    pub fn close_started(&self) {
+        self.closing.set(self.closing.get() + 1);
     }
 
-    pub fn linger_finished(&self) {
-        debug_assert!(self.lingering.get() > 0);
-        self.lingering.set(self.lingering.get().saturating_sub(1));
+    pub fn close_finished(&self) {
+        debug_assert!(self.closing.get() > 0);
+        self.closing.set(self.closing.get().saturating_sub(1));
     }
 
     pub fn listening_started(&self) {
@@ -182,9 +183,9 @@ impl Shard {
         self.listening.set(self.listening.get().saturating_sub(1));
     }
 
-    /// Requests in flight or connections lingering: what a graceful shutdown waits for.
+    /// Requests in flight or connections closing: what a graceful shutdown waits for.
     fn busy(&self) -> bool {
-        self.active.get() > 0 || self.lingering.get() > 0
+        self.active.get() > 0 || self.closing.get() > 0
     }
 }
 
@@ -312,8 +313,11 @@ async fn drain(shard: &Shard) {
     shard.draining.set(true);
     shard.stop.fire();
     shard.workers.close();
+    shard.workers.idle.expire_all();
     let timeout = shard.snapshot().config.server.drain_timeout;
     let deadline = Instant::now() + timeout;
+    // The idle TLS connections just woken start their close_notify (counted in `busy`) first.
+    monoio::time::sleep(DRAIN_POLL_INTERVAL).await;
     while shard.busy() && Instant::now() < deadline {
         monoio::time::sleep(DRAIN_POLL_INTERVAL).await;
     }
@@ -321,7 +325,7 @@ async fn drain(shard: &Shard) {
         warn!(
             shard = shard.id,
             in_flight = shard.active.get(),
-            lingering = shard.lingering.get(),
+            closing = shard.closing.get(),
             "drain timeout; closing"
         );
     }

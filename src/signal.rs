@@ -1,24 +1,27 @@
 //! `Signal`: a one-shot, shard-local notification ("stop accepting"). Many tasks may wait on it;
 //! `fire` wakes them all. Not `Send`: it never leaves its shard.
 //!
-//! Each `wait()` future holds one slot in the waker list, refreshed when it is polled again and
-//! removed when it is dropped, so the list never holds more entries than live waiters. (Keying
+//! Each `wait()` future holds one slot in the waker slab, refreshed when it is polled again and
+//! removed when it is dropped, so the slab never holds more entries than live waiters. (Keying
 //! entries by `Waker::will_wake` is not enough: the waker a runtime passes to `poll` may differ
 //! in vtable from its clones, so an accept loop re-polled per connection grew the list by one
-//! entry per accepted connection, and every poll scanned it.)
+//! entry per accepted connection, and every poll scanned it.) A slab, not a list: every idle
+//! TLS connection waits on the shard's stop signal (to end with close_notify at a drain), and
+//! registering or leaving takes O(1) however many wait.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
+
+use futures_util::future::{select, Either};
+use slab::Slab;
 
 #[derive(Debug, Default)]
 pub struct Signal {
     fired: Cell<bool>,
-    /// Id of the next `Wait` that registers.
-    next: Cell<u64>,
     /// One entry per live, pending `Wait`.
-    wakers: RefCell<Vec<(u64, Waker)>>,
+    wakers: RefCell<Slab<Waker>>,
 }
 
 impl Signal {
@@ -27,6 +30,14 @@ impl Signal {
         let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
         for (_, w) in wakers {
             w.wake();
+        }
+    }
+
+    /// `f`'s output, or `None` if the signal fires first (`f` is then dropped).
+    pub async fn or_fired<F: Future>(&self, f: F) -> Option<F::Output> {
+        match select(pin!(f), pin!(self.wait())).await {
+            Either::Left((out, _)) => Some(out),
+            Either::Right(_) => None,
         }
     }
 
@@ -52,8 +63,9 @@ impl Signal {
 #[derive(Debug)]
 pub struct Wait<'a> {
     signal: &'a Signal,
-    /// This waiter's entry in the signal's list, once polled.
-    id: Option<u64>,
+    /// This waiter's key in the signal's slab, once polled (until the signal fires: `fire`
+    /// empties the slab, and no waiter registers after).
+    id: Option<usize>,
 }
 
 impl Future for Wait<'_> {
@@ -65,17 +77,13 @@ impl Future for Wait<'_> {
             return Poll::Ready(());
         }
         let mut wakers = signal.wakers.borrow_mut();
-        if let Some(id) = self.id {
-            if let Some((_, w)) = wakers.iter_mut().find(|(i, _)| *i == id) {
-                if !w.will_wake(cx.waker()) {
-                    w.clone_from(cx.waker());
-                }
-                return Poll::Pending;
+        if let Some(w) = self.id.and_then(|id| wakers.get_mut(id)) {
+            if !w.will_wake(cx.waker()) {
+                w.clone_from(cx.waker());
             }
+            return Poll::Pending;
         }
-        let id = signal.next.get();
-        signal.next.set(id + 1);
-        wakers.push((id, cx.waker().clone()));
+        let id = wakers.insert(cx.waker().clone());
         drop(wakers);
         self.id = Some(id);
         Poll::Pending
@@ -84,11 +92,9 @@ impl Future for Wait<'_> {
 
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
-        if let Some(id) = self.id {
-            let mut wakers = self.signal.wakers.borrow_mut();
-            if let Some(i) = wakers.iter().position(|(w, _)| *w == id) {
-                wakers.swap_remove(i);
-            }
+        // After `fire` the key is gone with the slab it was in.
+        if let (Some(id), false) = (self.id, self.signal.fired.get()) {
+            self.signal.wakers.borrow_mut().try_remove(id);
         }
     }
 }

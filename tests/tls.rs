@@ -400,3 +400,57 @@ fn idle_tls_connections_wait_without_a_task_and_come_back() {
         assert!(!proxy.log().contains("panicked"), "{}", proxy.log());
     }
 }
+
+/// A drain (SIGTERM) ends idle TLS keep-alive connections with close_notify, whether they wait
+/// in their task (answered just now; below `idle_release_connections` or not) or released
+/// without one (quiet for over a second), and the process exits at once rather than at their
+/// idle timeout.
+#[test]
+fn a_drain_ends_idle_tls_connections_with_close_notify() {
+    use std::io::{Read, Write};
+    use support::ops::{admin_addr, scrape, sum};
+    let certs = Certs::generate(&["localhost", "api.test"]);
+    for (driver, release) in [(Driver::Auto, 0), (Driver::Legacy, 0), (Driver::Auto, 1000)] {
+        let origin = Origin::fixed("o", "ok");
+        let toml = format!(
+            "[server]\nworkers = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n{}\
+             [limits]\nidle_release_connections = {release}\n",
+            tls_config(&certs, &origin)
+        );
+        let mut proxy = Proxy::start_with(&toml, driver);
+        let admin = admin_addr(&proxy);
+        let get = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        let mut clients = Vec::new();
+        if release == 0 {
+            let mut released = tls_client(proxy.addr(), &certs.ca(), "localhost");
+            released.write_all(get).unwrap();
+            read_oks(&mut released, 1);
+            wait_until(DEADLINE, "the first connection released", || {
+                sum(&scrape(admin, None), "coregate_connections_idle", &[]) == 1.0
+            });
+            clients.push(("released", released));
+        }
+        let mut in_task = tls_client(proxy.addr(), &certs.ca(), "localhost");
+        in_task.write_all(get).unwrap();
+        read_oks(&mut in_task, 1);
+        clients.push(("in its task", in_task));
+
+        let stopped = Instant::now();
+        proxy.signal(libc::SIGTERM);
+        for (name, mut c) in clients {
+            let mut rest = Vec::new();
+            let end = c.read_to_end(&mut rest);
+            assert!(
+                end.is_ok() && rest.is_empty(),
+                "{driver:?} {release}: the connection {name} ended without close_notify: \
+                 {end:?} {rest:?}"
+            );
+        }
+        assert_eq!(proxy.wait_exit(DEADLINE), Some(0), "{driver:?} {release}");
+        assert!(
+            stopped.elapsed() < Duration::from_secs(5),
+            "{driver:?} {release}: the drain took {:?}",
+            stopped.elapsed()
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! Guards that keep a connection's and a request's counts right for as long as they live,
 //! panics included: open connections (shard, client IP, listener), requests in flight and
-//! lingering closes (both waited for by a drain).
+//! closing connections (both waited for by a drain).
 
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -44,18 +44,19 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Counts a lingering close (for graceful drain) for as long as it lives.
-pub(super) struct Lingering<'a>(&'a Shard);
+/// Counts a closing connection (a lingering close, close_notify) for graceful drain for as
+/// long as it lives.
+pub(super) struct Closing<'a>(&'a Shard);
 
-impl<'a> Lingering<'a> {
+impl<'a> Closing<'a> {
     pub(super) fn new(shard: &'a Shard) -> Self {
-        shard.linger_started();
-        Lingering(shard)
+        shard.close_started();
+        Closing(shard)
     }
 }
 
-impl Drop for Lingering<'_> {
+impl Drop for Closing<'_> {
     fn drop(&mut self) {
-        self.0.linger_finished();
+        self.0.close_finished();
     }
 }

@@ -42,11 +42,12 @@ use std::time::Duration;
 use monoio::io::AsyncWriteRent;
 use monoio::time::Instant;
 
-use super::guard::OpenConnection;
+use super::guard::{Closing, OpenConnection};
 use super::workers::Client;
 use super::{Conn, Workers};
 use crate::listener::ListenerCtx;
 use crate::shard::Shard;
+use crate::signal::Signal;
 use crate::stream::{Parked, CLOSE_NOTIFY_WAIT};
 use crate::timer::TimedOut;
 
@@ -80,27 +81,44 @@ pub(super) enum Waited {
 }
 
 impl Conn {
-    /// Wait for the first bytes of the next request, for at most `client_idle`. With
-    /// `hand_off`, on a stream whose reads can be cancelled, give up the wait after
-    /// `PARK_AFTER` (`Waited::Idle`).
+    /// Wait for the first bytes of the next request, for at most `client_idle`, or until
+    /// `stop` fires (the shard drains: `Waited::End`, and a TLS connection's end sends
+    /// close_notify). With `hand_off`, on a stream whose reads can be cancelled, give up the
+    /// wait after `PARK_AFTER` (`Waited::Idle`).
     pub(super) async fn await_request(
         &mut self,
         client_idle: Duration,
         cap: usize,
         hand_off: bool,
+        stop: Option<&Signal>,
     ) -> Waited {
         let now = Instant::now();
         let idle_end = now + client_idle;
         if !hand_off || client_idle <= PARK_AFTER || !self.stream.cancellable() {
             let fill = self.inbuf.fill(&mut self.stream, cap);
-            return match self.timer.limit_at(idle_end, fill).await {
+            let limited = self.timer.limit_at(idle_end, fill);
+            let done = match stop {
+                None => limited.await,
+                Some(stop) => match stop.or_fired(limited).await {
+                    Some(done) => done,
+                    None => return Waited::End,
+                },
+            };
+            return match done {
                 Ok(Ok(n)) if n > 0 => Waited::Bytes,
                 _ => Waited::End,
             };
         }
         let handle = self.canceller.handle();
         let mut fill = pin!(self.inbuf.fill_cancelable(&mut self.stream, cap, handle));
-        match self.timer.limit_at(now + PARK_AFTER, fill.as_mut()).await {
+        let limited = self.timer.limit_at(now + PARK_AFTER, fill.as_mut());
+        let done = match stop {
+            None => limited.await,
+            // Stopped: the read is cancelled as after `PARK_AFTER`, and the connection then
+            // ends (`Conn::run` sees the drain), or serves what arrived meanwhile first.
+            Some(stop) => stop.or_fired(limited).await.unwrap_or(Err(TimedOut)),
+        };
+        match done {
             Ok(Ok(n)) if n > 0 => return Waited::Bytes,
             Ok(_) => return Waited::End,
             Err(TimedOut) => {}
@@ -144,6 +162,8 @@ pub(super) async fn wait(shard: Rc<Shard>, idle: Idle, until: Instant) {
     if ready {
         Workers::dispatch(&shard, Client::Back(idle));
     } else if let Parked::Tls(_) = idle.stream {
+        // The idle timeout, or a drain (`IdleSet::expire_all`), which waits for this.
+        let _closing = Closing::new(&shard);
         // Boxed: a timer entry inline would grow every idle connection's waiting task.
         let mut stream = idle.stream.resume();
         let _ = Box::pin(monoio::time::timeout(CLOSE_NOTIFY_WAIT, stream.shutdown())).await;
@@ -162,6 +182,15 @@ impl IdleSet {
     /// Connections idle now without a task (the `coregate_connections_idle` gauge).
     pub fn waiting(&self) -> usize {
         self.waiting.get()
+    }
+
+    /// The shard drains: every connection idle without a task ends now (over TLS with
+    /// close_notify, which the drain waits for).
+    pub fn expire_all(&self) {
+        let deadlines = std::mem::take(&mut *self.deadlines.borrow_mut());
+        for d in deadlines.iter().filter_map(Weak::upgrade) {
+            d.expire();
+        }
     }
 
     fn watch(&self, deadline: &Rc<Deadline>) {
@@ -198,11 +227,15 @@ impl Deadline {
         if self.until > now {
             return false;
         }
+        self.expire();
+        true
+    }
+
+    fn expire(&self) {
         self.expired.set(true);
         if let Some(w) = self.waker.take() {
             w.wake();
         }
-        true
     }
 }
 

@@ -8,7 +8,7 @@ use monoio::io::AsyncWriteRent;
 use monoio::time::Instant;
 use tracing::debug;
 
-use super::guard::Lingering;
+use super::guard::Closing;
 use super::Conn;
 use crate::config::Timeouts;
 use crate::shard::Shard;
@@ -58,7 +58,7 @@ impl Conn {
         if !self.input_pending() || self.cut_off || timeouts.client_linger.is_zero() {
             return;
         }
-        let _lingering = Lingering::new(shard);
+        let _closing = Closing::new(shard);
         let end = Instant::now() + timeouts.client_linger;
         // A TLS close_notify is a write to a client that may not read: bounded like any write.
         let shut = self.stream.shutdown();
@@ -93,9 +93,10 @@ impl Conn {
     /// indistinguishable from a truncated one, and strict clients report the bare FIN as an
     /// error). nginx and HAProxy send it too. Nothing to do where it was already sent (a
     /// lingering close), where a write was cancelled (the stream can no longer write), or on
-    /// plain TCP.
-    pub(super) async fn end(&mut self) {
+    /// plain TCP. A drain waits for it (`Closing`).
+    pub(super) async fn end(&mut self, shard: &Shard) {
         if self.stream.is_tls() {
+            let _closing = Closing::new(shard);
             let shut = self.stream.shutdown();
             let _ = self.timer.limit(CLOSE_NOTIFY_WAIT, shut).await;
         }
