@@ -1,5 +1,6 @@
-//! `Signal`: a one-shot, shard-local notification ("stop accepting"). Many tasks may wait on it;
-//! `fire` wakes them all. Not `Send`: it never leaves its shard.
+//! `Signal`: a one-shot, shard-local notification (the shard's `stop`: stop accepting, and end
+//! the TLS connections waiting for a request). Many tasks may wait on it; `fire` wakes them
+//! all. Not `Send`: it never leaves its shard.
 //!
 //! Each `wait()` future holds one slot in the waker slab, refreshed when it is polled again and
 //! removed when it is dropped, so the slab never holds more entries than live waiters. (Keying

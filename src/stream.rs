@@ -343,6 +343,19 @@ macro_rules! tls_read {
     }};
 }
 
+/// Run one read on a client's TLS connection, its socket's reads cancellable by `$c` meanwhile
+/// (`CancelableIo`); refused where its reads cannot be cancelled (`Stream::cancellable`).
+macro_rules! tls_cancelable_read {
+    ($t:expr, $op:expr, $buf:expr, $c:expr) => {{
+        let Some(slot) = $t.cancel.clone().filter(|_| $t.whole()) else {
+            return (Err(not_cancellable()), $buf);
+        };
+        slot.arm($c);
+        let r = tls_read!($t, $op, $buf);
+        cancelled_as_such(r, slot.disarm())
+    }};
+}
+
 /// Run one write, flush or shutdown on a TLS connection (`$refused`: its result when an
 /// earlier one was cancelled).
 macro_rules! tls_write {
@@ -388,14 +401,7 @@ impl CancelableAsyncReadRent for Stream {
     ) -> BufResult<usize, T> {
         match self {
             Stream::Tcp(s) => s.cancelable_read(buf, c).await,
-            Stream::Tls(t) => {
-                let Some(slot) = t.cancel.clone().filter(|_| t.whole()) else {
-                    return (Err(not_cancellable()), buf);
-                };
-                slot.arm(c);
-                let r = tls_read!(t, Box::pin(t.stream.read(buf)), buf);
-                cancelled_as_such(r, slot.disarm())
-            }
+            Stream::Tls(t) => tls_cancelable_read!(t, Box::pin(t.stream.read(buf)), buf, c),
             _ => (Err(not_cancellable()), buf),
         }
     }
@@ -407,14 +413,7 @@ impl CancelableAsyncReadRent for Stream {
     ) -> BufResult<usize, T> {
         match self {
             Stream::Tcp(s) => s.cancelable_readv(buf, c).await,
-            Stream::Tls(t) => {
-                let Some(slot) = t.cancel.clone().filter(|_| t.whole()) else {
-                    return (Err(not_cancellable()), buf);
-                };
-                slot.arm(c);
-                let r = tls_read!(t, Box::pin(t.stream.readv(buf)), buf);
-                cancelled_as_such(r, slot.disarm())
-            }
+            Stream::Tls(t) => tls_cancelable_read!(t, Box::pin(t.stream.readv(buf)), buf, c),
             _ => (Err(not_cancellable()), buf),
         }
     }
